@@ -1,0 +1,1 @@
+"""Morphable face models and template meshes (ICT Face Model, Basel Face Model)."""
