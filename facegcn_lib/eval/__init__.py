@@ -1,0 +1,1 @@
+"""Evaluation protocols: landmark and dense NME by yaw bin, CED curves, ICP-aligned errors."""
