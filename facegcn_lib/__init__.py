@@ -20,13 +20,41 @@ _LAZY: dict[str, str] = {
     "load_bfm_mean": "facegcn_lib.morphable.bfm",
     "load_ict_neutral": "facegcn_lib.morphable.ict",
     "TemplateMesh": "facegcn_lib.morphable.bfm",
+    # morphable models and geometry (issue 6)
+    "MorphableModel": "facegcn_lib.morphable.model",
+    "load_ict_model": "facegcn_lib.morphable.ict",
+    "load_bfm2009": "facegcn_lib.morphable.bfm",
+    "load_bfm_mean_model": "facegcn_lib.morphable.bfm",
+    "euler_to_rotation": "facegcn_lib.geometry.rotations",
+    "rotation_to_euler": "facegcn_lib.geometry.rotations",
+    "umeyama": "facegcn_lib.geometry.umeyama",
+    "pose_from_mesh": "facegcn_lib.geometry.umeyama",
+    # real datasets, image loading, crop and augmentation (issue 6)
+    "AFLW2000": "facegcn_lib.data.aflw2000",
+    "W300LP": "facegcn_lib.data.w300lp",
+    "Faces68": "facegcn_lib.data.faces68",
+    "load_image": "facegcn_lib.data.images",
+    "CropAndAugment": "facegcn_lib.data.crop",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facegcn_lib.morphable.bfm import TemplateMesh, load_bfm_mean
-    from facegcn_lib.morphable.ict import load_ict_neutral
+    from facegcn_lib.data.aflw2000 import AFLW2000
+    from facegcn_lib.data.crop import CropAndAugment
+    from facegcn_lib.data.faces68 import Faces68
+    from facegcn_lib.data.images import load_image
+    from facegcn_lib.data.w300lp import W300LP
+    from facegcn_lib.geometry.rotations import euler_to_rotation, rotation_to_euler
+    from facegcn_lib.geometry.umeyama import pose_from_mesh, umeyama
+    from facegcn_lib.morphable.bfm import (
+        TemplateMesh,
+        load_bfm2009,
+        load_bfm_mean,
+        load_bfm_mean_model,
+    )
+    from facegcn_lib.morphable.ict import load_ict_model, load_ict_neutral
+    from facegcn_lib.morphable.model import MorphableModel
     from facegcn_lib.paths import DataMissingError, cache_dir, data_dir, require
 
 

@@ -1,0 +1,1 @@
+"""Rotations, camera projections and similarity fits (pose from a mesh)."""
