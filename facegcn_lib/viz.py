@@ -26,6 +26,7 @@ def setup_notebook() -> None:
     import plotly.io as pio
 
     pio.renderers.default = "notebook"
+    pio.renderers._activate_pending_renderers()  # plotly.js goes into this cell's output now
 
 
 def mesh_trace(verts: NDArray, faces: NDArray, intensity: NDArray | None = None,
@@ -107,4 +108,331 @@ def meshes_figure(meshes: Sequence[tuple[NDArray, NDArray]], titles: Sequence[st
             fig.add_trace(points_trace(points[k]), row=1, col=k + 1)  # type: ignore[arg-type]
         fig.update_layout(**{f"scene{k + 1 if k else ''}": _scene()})
     fig.update_layout(height=FIG_HEIGHT_PX, margin={"l": 0, "r": 0, "t": 40, "b": 0}, showlegend=False)
+    return fig
+
+
+# --- evaluation: CED curves (issue 9; facegcn_lib.eval) ------------------------------------
+
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Mapping
+
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+#: Default upper end of a CED plot's error axis (a fraction: 0.1 = 10 % NME).
+CED_MAX_ERROR = 0.1
+#: Thresholds drawn per CED curve.
+CED_NUM_POINTS = 400
+CED_FIGSIZE_IN = (5.0, 3.6)
+
+
+def ced_figure(errors: Mapping[str, NDArray], max_error: float = CED_MAX_ERROR,
+               percent: bool = True, title: str = "", ax: Axes | None = None) -> Figure:
+    """Cumulative error distribution curves of several methods, with AUC in the legend.
+
+    Args:
+        errors: method name -> (N,) per-image errors as fractions (e.g. NME from
+            :func:`facegcn_lib.eval.metrics.nme`).
+        max_error: right end of the error axis; the legend's AUC is the normalised area
+            on ``[0, max_error]`` (:func:`facegcn_lib.eval.metrics.ced_auc`).
+        percent: label the error axis in percent.
+        title: the axes title.
+        ax: draw into these axes instead of a new figure.
+
+    Returns:
+        The matplotlib figure (see the evaluation chapter of the book, issue 9).
+    """
+    import matplotlib.pyplot as plt
+
+    from facegcn_lib.eval.metrics import ced_auc, ced_curve
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=CED_FIGSIZE_IN)
+    else:
+        fig = ax.get_figure()  # type: ignore[assignment]
+    unit = 100.0 if percent else 1.0
+    grid = np.linspace(0.0, max_error, CED_NUM_POINTS)
+    for name, err in errors.items():
+        t, frac = ced_curve(err, grid)
+        auc = ced_auc(err, max_error)
+        ax.step(t * unit, frac, where="post", label=f"{name} (AUC {auc:.3f})")
+    ax.set_xlim(0.0, max_error * unit)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("NME (%)" if percent else "NME")
+    ax.set_ylabel("fraction of images")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+# --- images: landmarks, galleries, G-buffers, morphable-model sliders (chapter 3) ------------
+
+#: The 68 landmarks as polylines ``(start, stop, closed)``: jaw, brows, nose bridge, nostrils,
+#: eyes, outer and inner lips.
+LANDMARK_PATHS_68: tuple[tuple[int, int, bool], ...] = (
+    (0, 17, False), (17, 22, False), (22, 27, False), (27, 31, False), (31, 36, False),
+    (36, 42, True), (42, 48, True), (48, 60, True), (60, 68, True))
+VISIBLE_COLOR = "#39ff14"
+HIDDEN_COLOR = "#ff3b3b"
+LINE_COLOR = "#ffffff"
+GALLERY_PANEL_IN = 2.4
+MARKER_SIZE = 7.0
+SLIDER_DECIMALS = 1
+
+
+def draw_landmarks(ax: Axes, points: NDArray, visible: NDArray | None = None, lines: bool = True,
+                   size: float = MARKER_SIZE, color: str = VISIBLE_COLOR) -> None:
+    """Draw 2D landmarks (N, 2+) in image pixels on matplotlib axes showing the image.
+
+    Args:
+        ax: the axes (an ``imshow`` of the image).
+        points: (N, 2) or (N, 3) x, y pixels (pixel centres at integers); NaN rows are skipped.
+        visible: optional (N,) bool; hidden points are drawn in :data:`HIDDEN_COLOR`.
+        lines: join the 68 landmarks along :data:`LANDMARK_PATHS_68` (when N is 68).
+        size: marker area in points squared.
+        color: the colour of visible points.
+    """
+    p = np.asarray(points, dtype=np.float64)[:, :2]
+    if lines and len(p) == 68:
+        for lo, hi, closed in LANDMARK_PATHS_68:
+            idx = [*range(lo, hi), lo] if closed else list(range(lo, hi))
+            ax.plot(p[idx, 0], p[idx, 1], color=LINE_COLOR, lw=0.6, alpha=0.6)
+    vis = np.ones(len(p), dtype=bool) if visible is None else np.asarray(visible, dtype=bool)
+    ax.scatter(p[vis, 0], p[vis, 1], s=size, c=color, linewidths=0)
+    ax.scatter(p[~vis, 0], p[~vis, 1], s=size, c=HIDDEN_COLOR, linewidths=0)
+
+
+def image_grid(images: Sequence[NDArray], titles: Sequence[str] | None = None,
+               points: Sequence[NDArray | None] | None = None,
+               visible: Sequence[NDArray | None] | None = None, ncols: int = 4,
+               panel_in: float = GALLERY_PANEL_IN, lines: bool = True, cmap: str = "gray",
+               suptitle: str = "") -> Figure:
+    """A grid of images, optionally with landmarks drawn on each.
+
+    Args:
+        images: (H, W, 3) uint8 / float in [0, 1], or (H, W) (drawn with ``cmap``).
+        titles: one title per image.
+        points: per image, (N, 2+) landmarks in its pixels or ``None``.
+        visible: per image, (N,) bool visibility of its points or ``None``.
+        ncols: panels per row.
+        panel_in: the side of one panel in inches.
+        lines: join 68 landmarks into the face's outlines.
+        cmap: colour map of single-channel images.
+        suptitle: a title over the grid.
+    """
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    cols = max(1, min(ncols, n))
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(panel_in * cols, panel_in * rows + (0.3 if suptitle else 0)),
+                             squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        ax.set_axis_off()
+        if k >= n:
+            continue
+        img = np.asarray(images[k])
+        ax.imshow(img, cmap=cmap if img.ndim == 2 else None, interpolation="nearest")
+        if points is not None and points[k] is not None:
+            pts = np.asarray(points[k])
+            draw_landmarks(ax, pts, None if visible is None else visible[k], lines=lines)
+            ax.set_xlim(-0.5, img.shape[1] - 0.5)
+            ax.set_ylim(img.shape[0] - 0.5, -0.5)
+        if titles is not None:
+            ax.set_title(titles[k], fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def depth_image(depth: NDArray) -> NDArray[np.float64]:
+    """A depth map (``inf`` where empty) as a grey image in [0, 1]: near bright, empty black."""
+    d = np.asarray(depth, dtype=np.float64)
+    fin = np.isfinite(d)
+    out = np.zeros_like(d)
+    if fin.any():
+        lo, hi = d[fin].min(), d[fin].max()
+        out[fin] = 0.15 + 0.85 * (hi - d[fin]) / max(hi - lo, 1e-12)
+    return out
+
+
+def triangle_id_image(tri: NDArray, seed: int = 0) -> NDArray[np.float64]:
+    """(H, W, 3) a random colour per triangle id (``-1``, empty, is black)."""
+    t = np.asarray(tri, dtype=np.int64)
+    palette = np.random.default_rng(seed).uniform(0.2, 1.0, (int(t.max()) + 2, 3))
+    palette[0] = 0.0
+    out: NDArray[np.float64] = palette[t + 1]
+    return out
+
+
+def mesh_slider_figure(faces: NDArray, modes: Mapping[str, Sequence[tuple[str, NDArray]]],
+                       title: str = "") -> go.Figure:
+    """An interactive mesh with one slider per mode (e.g. identity and expression modes).
+
+    Args:
+        faces: (F, 3) triangles shared by all meshes.
+        modes: mode name -> steps ``(label, verts (V, 3))``; each slider moves along its own
+            mode (the others stay where their sliders are not: each step sets the whole mesh).
+        title: the figure title.
+    """
+    import plotly.graph_objects as go
+
+    names = list(modes)
+    first = np.asarray(modes[names[0]][len(modes[names[0]]) // 2][1])
+    trace = mesh_trace(first, faces)
+    sliders = []
+    for k, name in enumerate(names):
+        steps = []
+        for label, verts in modes[name]:
+            v = np.round(np.asarray(verts, dtype=np.float64), SLIDER_DECIMALS)
+            steps.append({"label": label, "method": "restyle",
+                          "args": [{"x": [v[:, 0]], "y": [v[:, 1]], "z": [v[:, 2]]}]})
+        sliders.append({"active": len(steps) // 2, "steps": steps, "currentvalue": {"prefix": f"{name}: "},
+                        "pad": {"t": 10 + 55 * k}, "len": 0.9, "x": 0.05})
+    fig = go.Figure([trace])
+    fig.update_layout(title=title, scene=_scene(), sliders=sliders, showlegend=False,
+                      height=FIG_HEIGHT_PX + 60 * len(names),
+                      margin={"l": 0, "r": 0, "t": 40 if title else 0, "b": 0})
+    return fig
+
+
+# --- graph signals and spectra (chapter 1; facegcn_lib.mesh.graph, facegcn_lib.nn.cheb_conv) --
+
+CURVES_FIGSIZE_IN = (5.6, 3.4)
+
+
+def mesh_signals_figure(verts: NDArray, faces: NDArray, signals: Mapping[str, NDArray],
+                        title: str = "", colorscale: str = "RdBu") -> go.Figure:
+    """One mesh coloured by one of several per-vertex signals, picked with a slider.
+
+    Each signal gets a colour range symmetric about zero (``+-max |signal|``, white at 0), so
+    the sign pattern of, e.g., a Laplacian eigenvector reads directly.
+
+    Args:
+        verts: (V, 3) float positions.
+        faces: (F, 3) int triangles.
+        signals: label -> (V,) float values (the slider steps, in order).
+        title: the figure title.
+        colorscale: a diverging plotly colour scale.
+    """
+    import plotly.graph_objects as go
+
+    labels = list(signals)
+    arrays = [np.asarray(signals[k], dtype=np.float32) for k in labels]
+    ranges = [float(np.abs(a).max()) or 1.0 for a in arrays]
+    trace = mesh_trace(verts, faces, arrays[0], colorscale=colorscale, showscale=True)
+    trace.update(cmin=-ranges[0], cmax=ranges[0])
+    steps = [{"label": label, "method": "restyle",
+              "args": [{"intensity": [a], "cmin": [-r], "cmax": [r]}]}
+             for label, a, r in zip(labels, arrays, ranges, strict=True)]
+    fig = go.Figure([trace])
+    fig.update_layout(title=title, scene=_scene(), showlegend=False, height=FIG_HEIGHT_PX + 60,
+                      sliders=[{"active": 0, "steps": steps, "pad": {"t": 10}, "len": 0.9,
+                                "x": 0.05, "currentvalue": {"prefix": "signal: "}}],
+                      margin={"l": 0, "r": 0, "t": 40 if title else 0, "b": 0})
+    return fig
+
+
+def curves_figure(curves: Mapping[str, tuple[NDArray, NDArray]], xlabel: str, ylabel: str,
+                  title: str = "", logx: bool = False, logy: bool = False,
+                  markers: bool = True, ax: Axes | None = None) -> Figure:
+    """Several ``y(x)`` curves on one pair of axes (spectra, errors against an order, timings).
+
+    Args:
+        curves: label -> ``(x, y)`` arrays of equal length.
+        xlabel: the x-axis label.
+        ylabel: the y-axis label.
+        title: the axes title.
+        logx: logarithmic x-axis.
+        logy: logarithmic y-axis.
+        markers: draw a marker at each point.
+        ax: draw into these axes instead of a new figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=CURVES_FIGSIZE_IN)
+    else:
+        fig = ax.get_figure()  # type: ignore[assignment]
+    for label, (x, y) in curves.items():
+        ax.plot(np.asarray(x), np.asarray(y), marker="o" if markers else None, ms=3, lw=1.2,
+                label=label)
+    ax.set_xscale("log" if logx else "linear")
+    ax.set_yscale("log" if logy else "linear")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    if len(curves) > 1:
+        ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+# --- decimation and pyramids (chapter 2; facegcn_lib.mesh.decimate, facegcn_lib.mesh.pyramid) --
+#: Line width (pixels) of mesh outlines drawn over 3D views.
+OUTLINE_WIDTH_PX = 5
+#: Size (inches) of the 2D quadric figures.
+QUADRIC_FIGSIZE_IN = (9.0, 3.6)
+#: Contour levels of the 2D quadric figures.
+QUADRIC_LEVELS = 14
+
+
+def outline_trace(verts: NDArray, faces: NDArray, color: str = "crimson",
+                  width: float = OUTLINE_WIDTH_PX, name: str = "") -> go.Scatter3d:
+    """A plotly line trace of a mesh's boundary edges (the edges of exactly one triangle)."""
+    import plotly.graph_objects as go
+
+    from facegcn_lib.mesh.topology import boundary_edges
+
+    v = np.asarray(verts, dtype=np.float32)
+    be = boundary_edges(np.asarray(faces))
+    seg = np.full((len(be), 3, 3), np.nan, dtype=np.float32)
+    seg[:, 0], seg[:, 1] = v[be[:, 0]], v[be[:, 1]]
+    pts = seg.reshape(-1, 3)
+    return go.Scatter3d(x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], mode="lines", name=name,
+                        line={"color": color, "width": width}, hoverinfo="skip")
+
+
+def quadric_2d_figure(panels: Sequence[tuple[NDArray, NDArray | None, str]],
+                      extent: tuple[float, float, float, float] = (-2.0, 2.0, -2.0, 2.0)) -> Any:
+    """The 2D picture of quadric error: contours of a sum of squared distances to lines.
+
+    Args:
+        panels: per panel, ``(lines, points, title)``: (k, 3) lines ``a x + b y + c = 0`` with
+            ``a^2 + b^2 = 1`` (each drawn, and each adding ``(a x + b y + c)^2`` to the error),
+            optional (n, 2) points to mark, and a title.
+        extent: ``(xmin, xmax, ymin, ymax)`` of every panel.
+
+    Returns:
+        A matplotlib figure with one panel per entry.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=QUADRIC_FIGSIZE_IN, squeeze=False)
+    x0, x1, y0, y1 = extent
+    gx, gy = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
+    for ax, (lines, points, title) in zip(axes[0], panels, strict=True):
+        ln = np.asarray(lines, dtype=np.float64).reshape(-1, 3)
+        err = sum((a * gx + b * gy + c) ** 2 for a, b, c in ln)
+        ax.contourf(gx, gy, np.sqrt(err), levels=QUADRIC_LEVELS, cmap="viridis")
+        ax.contour(gx, gy, np.sqrt(err), levels=QUADRIC_LEVELS, colors="k", linewidths=0.3)
+        t = np.linspace(-10, 10, 2)
+        for a, b, c in ln:
+            px, py = -a * c, -b * c  # the foot of the origin on the line
+            ax.plot(px - b * t, py + a * t, color="white", lw=1.5)
+        if points is not None:
+            p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+            ax.plot(p[:, 0], p[:, 1], "o", color="crimson", ms=6)
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        ax.set_aspect("equal")
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
     return fig
