@@ -35,6 +35,16 @@ _LAZY: dict[str, str] = {
     "Faces68": "facegcn_lib.data.faces68",
     "load_image": "facegcn_lib.data.images",
     "CropAndAugment": "facegcn_lib.data.crop",
+    # synthetic faces and the renderer (issue 6)
+    "SyntheticFaces": "facegcn_lib.data.synth",
+    "SynthConfig": "facegcn_lib.data.synth",
+    "SynthCache": "facegcn_lib.data.synth_cache",
+    "rasterize": "facegcn_lib.render.raster",
+    # photo in, 3D faces out (issue 10)
+    "reconstruct": "facegcn_lib.pipeline",
+    "Reconstructor": "facegcn_lib.pipeline",
+    "load_pretrained": "facegcn_lib.pipeline",
+    "Face": "facegcn_lib.face",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
@@ -44,7 +54,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from facegcn_lib.data.crop import CropAndAugment
     from facegcn_lib.data.faces68 import Faces68
     from facegcn_lib.data.images import load_image
+    from facegcn_lib.data.synth import SynthConfig, SyntheticFaces
+    from facegcn_lib.data.synth_cache import SynthCache
     from facegcn_lib.data.w300lp import W300LP
+    from facegcn_lib.face import Face
     from facegcn_lib.geometry.rotations import euler_to_rotation, rotation_to_euler
     from facegcn_lib.geometry.umeyama import pose_from_mesh, umeyama
     from facegcn_lib.morphable.bfm import (
@@ -56,6 +69,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from facegcn_lib.morphable.ict import load_ict_model, load_ict_neutral
     from facegcn_lib.morphable.model import MorphableModel
     from facegcn_lib.paths import DataMissingError, cache_dir, data_dir, require
+    from facegcn_lib.pipeline import Reconstructor, load_pretrained, reconstruct
+    from facegcn_lib.render.raster import rasterize
 
 
 def __getattr__(name: str) -> Any:

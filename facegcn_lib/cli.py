@@ -73,6 +73,52 @@ def _data_path(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _data_synth(args: argparse.Namespace) -> int:
+    import os
+    import time
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    from facegcn_lib.data.synth import SynthConfig
+    from facegcn_lib.data.synth_cache import SynthCacheError, write_cache
+
+    cfg = replace(SynthConfig(), image_size=args.size)
+    bar = tqdm(total=args.n, unit="img", disable=args.quiet, desc="rendering")
+
+    def progress(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+
+    t0 = time.perf_counter()
+    try:
+        write_cache(args.out, args.n, cfg, seed=args.seed, shard_size=args.shard_size,
+                    workers=args.workers or os.cpu_count() or 1, progress=progress)
+    except SynthCacheError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        bar.close()
+    secs = time.perf_counter() - t0
+    print(f"{args.n} synthetic samples in {args.out} ({secs:.0f} s, {args.n / secs:.1f} images/s "
+          "including resumed shards)")
+    return EXIT_OK
+
+
+def _add_synth(dsub: argparse._SubParsersAction) -> None:
+    s = dsub.add_parser("synth", help="render a disk cache of synthetic faces (chapter 3)",
+                        description="Render samples 0..N-1 of the synthetic-face generator into "
+                                    "shards in OUT (resumes an interrupted run).")
+    s.add_argument("--n", type=int, default=50_000, help="number of samples (default 50000)")
+    s.add_argument("--out", required=True, help="the cache folder")
+    s.add_argument("--seed", type=int, default=0, help="the generator's seed (default 0)")
+    s.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    s.add_argument("--workers", type=int, default=0,
+                   help="rendering processes (default 0: one per core)")
+    s.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(handler=_data_synth)
+
+
 def _add_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="fetch and check the data files",
                        description="Fetch and check the data files (set FACEGCN_DATA to choose the folder).")
@@ -89,11 +135,246 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(handler=_data_download)
     pth = dsub.add_parser("path", help="print the data and cache directories")
     pth.set_defaults(handler=_data_path)
+    _add_synth(dsub)
+
+
+# --- facegcn reconstruct (issue 10) --------------------------------------------------------
+_RECONSTRUCT_EPILOG = """\
+Writes per face <stem>_faceNN.obj/.ply (vertex colours from the photo), _lmks68.json,
+_pose.json (yaw, pitch, roll in degrees), _overlay.png and _depth.png; per photo
+<stem>_overlay.png and <stem>_faces.json; per video a folder of per-frame files and
+<stem>_overlay.mp4. Files that cannot be read are reported and skipped.
+
+exit codes: 0 at least one face was reconstructed (warnings name unreadable files and photos
+without faces); 1 no face was reconstructed from any input, or the model could not be
+loaded; 2 usage error (bad option, missing input, unavailable device)."""
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
+    from facegcn_lib.batch import InputNotFoundError, collect_inputs, reconstruct_files
+    from facegcn_lib.detect import DetectorConfig
+    from facegcn_lib.pipeline import PipelineConfig, PipelineConfigError, Reconstructor
+    from facegcn_lib.train.checkpoint import CheckpointError
+    from facegcn_lib.train.device import DeviceUnavailableError
+    from facegcn_lib.video import SmoothingConfig, SmoothingConfigError
+
+    try:
+        smoothing = SmoothingConfig(method=args.smooth)
+        detector = DetectorConfig() if args.min_score is None else DetectorConfig(min_score=args.min_score)
+        config = PipelineConfig(passes=args.passes)
+        n_files = len(collect_inputs(args.inputs))
+        rec = Reconstructor(args.checkpoint, args.device, detector, config)
+    except (InputNotFoundError, DeviceUnavailableError, SmoothingConfigError,
+            PipelineConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    report = reconstruct_files(args.inputs, args.out, rec, smoothing, progress=not args.quiet)
+    for r in report.failed:
+        print(f"warning: skipped: {r.error}", file=sys.stderr)
+    for r in report.without_faces:
+        print(f"warning: no face found in {r.path}", file=sys.stderr)
+    if report.faces == 0:
+        print(f"error: no face was reconstructed from {n_files} input file(s)", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{report.faces} face(s) from {n_files - len(report.failed)} of {n_files} file(s) "
+          f"written to {args.out}")
+    return EXIT_OK
+
+
+def _add_reconstruct(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reconstruct", help="3D faces from photos, folders and videos",
+                       description="Find every face in photos, folders of photos or videos and "
+                                   "write its 3D mesh, 68 landmarks, pose, overlay and depth.",
+                       epilog=_RECONSTRUCT_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="PHOTO_OR_FOLDER_OR_VIDEO")
+    p.add_argument("--out", default="facegcn_out", help="output folder (default: %(default)s)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps", "auto"),
+                   help="where the networks run (default: %(default)s)")
+    p.add_argument("--checkpoint", help="a model checkpoint (default: the pretrained model)")
+    p.add_argument("--passes", type=int, default=2,
+                   help="network passes per face, each re-cropping from the last (default: 2)")
+    p.add_argument("--min-score", type=float,
+                   help="detector confidence threshold (default: the detector's, 0.5)")
+    p.add_argument("--smooth", nargs="?", const="one-euro", default="none", metavar="METHOD",
+                   help="smooth video meshes over time: none, ema or one-euro; --smooth alone "
+                        "means one-euro (default: none)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_reconstruct)
+
+
+# --- facegcn train (issue 8) ------------------------------------------------------------------
+_TRAIN_EPILOG = """\
+Writes into --out: checkpoints/last.pt (the training state, every --checkpoint-every steps,
+atomically; --resume continues from it exactly), checkpoints/best.pt (lowest validation NME),
+model_best.pt and model_last.pt (model files for `facegcn reconstruct --checkpoint`),
+metrics.csv and tb/ (TensorBoard: tensorboard --logdir OUT/tb).
+
+Several GPUs or machines: torchrun --nproc_per_node N -m facegcn_lib.cli train ... (the batch
+size is the global one, split over the processes).
+
+exit codes: 0 trained; 1 the run failed (NaN loss, missing data or BFM file, checkpoint of
+another run); 2 usage error (bad option, unavailable device)."""
+
+
+def _train(args: argparse.Namespace) -> int:
+    from facegcn_lib.train import distributed
+    from facegcn_lib.train.build import build_from_preset, export_models
+    from facegcn_lib.train.device import DeviceUnavailableError
+    from facegcn_lib.train.train_state import TrainStateError
+    from facegcn_lib.train.trainer import NonFiniteLossError, TrainConfigError
+
+    names = {"epochs": "epochs", "max_steps": "max_steps", "batch_size": "batch_size",
+             "lr": "lr", "max_minutes": "max_minutes", "device": "device",
+             "precision": "precision", "workers": "num_workers", "seed": "seed",
+             "checkpoint_every": "checkpoint_every"}
+    overrides = {field: getattr(args, arg) for arg, field in names.items()
+                 if getattr(args, arg) is not None}
+    if args.max_minutes == 0:
+        overrides["max_minutes"] = None
+    if args.deterministic:
+        overrides["deterministic"] = True
+    if args.quiet:
+        overrides["progress"] = False
+    if args.no_tensorboard:
+        overrides["tensorboard"] = False
+    out = Path(args.out or f"runs/{args.preset}-{args.data}")
+    try:
+        setup = build_from_preset(args.preset, data=args.data, train_overrides=overrides,
+                                  decoder=args.decoder, train_samples=args.train_samples,
+                                  val_samples=args.val_samples, bfm=args.bfm,
+                                  data_root=args.data_root)
+        trainer = setup.trainer(out)
+    except (TrainConfigError, DeviceUnavailableError, distributed.DistributedSetupError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = trainer.fit(resume=args.resume)
+        if trainer.dist.is_main:
+            models = export_models(setup, result, out)
+    except (NonFiniteLossError, TrainConfigError, TrainStateError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        distributed.cleanup()
+    if trainer.dist.is_main:
+        best = (f"best validation NME {100 * result.best_metric:.2f}% at step {result.best_step}"
+                if result.best_metric is not None else "no validation")
+        print(f"{result.steps} steps of {result.planned_steps} in {result.train_seconds / 60:.1f} "
+              f"min, final loss {result.train_loss:.4g}, {best}.")
+        for name, path in models.items():
+            print(f"{name} model: {path}")
+    return EXIT_OK
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from facegcn_lib.train.trainer import PRESETS
+
+    presets = "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())
+    p = sub.add_parser("train", help="train the face model (a preset, on synthetic faces or 300W-LP)",
+                       description=f"Train the face model. Presets: {presets}.",
+                       epilog=_TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", required=True, choices=sorted(PRESETS))
+    p.add_argument("--data", default="synthetic", choices=("synthetic", "300w-lp"),
+                   help="training data (default: %(default)s)")
+    p.add_argument("--out", help="run folder (default: runs/PRESET-DATA)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoints/last.pt (a new run if there is none)")
+    p.add_argument("--max-minutes", type=float,
+                   help="time budget: plan the steps to fit it (0: none; cpu preset: 55)")
+    p.add_argument("--epochs", type=int, help="passes over the training set")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    p.add_argument("--batch-size", type=int, help="global batch size (all processes together)")
+    p.add_argument("--lr", type=float, help="initial learning rate (halved every quarter)")
+    p.add_argument("--decoder", choices=("gcn", "uvmap", "3dmm"),
+                   help="the ResGCN (the paper, default) or a baseline decoder")
+    p.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"),
+                   help="where to train (default: auto)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="mixed precision (default: bf16 or fp16 on GPUs, fp32 on the CPU)")
+    p.add_argument("--workers", type=int, help="data-loader processes per training process")
+    p.add_argument("--seed", type=int, help="seeds the model, the data and their order")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic kernels (bitwise repeatable; slower on GPUs)")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    p.add_argument("--train-samples", type=int, help="synthetic training faces per epoch")
+    p.add_argument("--val-samples", type=int, help="held-out synthetic faces")
+    p.add_argument("--bfm", help="300w-lp: your Basel Face Model file (face3d's BFM.mat)")
+    p.add_argument("--data-root", help="300w-lp: the 300W-LP folder (default: the sample)")
+    p.add_argument("--no-tensorboard", action="store_true", help="metrics.csv only")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_train)
+
+
+# --- facegcn pyramid (issue 5) --------------------------------------------------------------
+def _pyramid(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from facegcn_lib.mesh.decimate import DecimationConfig, DecimationError
+    from facegcn_lib.mesh.io import MeshFormatError, read_obj
+    from facegcn_lib.mesh.pyramid import MeshPyramid, PyramidError
+    from facegcn_lib.mesh.topology import boundary_mask
+    from facegcn_lib.mesh.validate import InvalidMeshError
+
+    try:
+        if args.mesh == "bfm":
+            from facegcn_lib.morphable.bfm import load_bfm_mean
+
+            bfm = load_bfm_mean()
+            verts, faces = bfm.verts, bfm.faces
+        elif args.mesh == "ict-face":
+            from facegcn_lib.morphable.ict import load_ict_neutral
+
+            ict = load_ict_neutral(region="face")
+            verts, faces = ict.verts, ict.faces
+        else:
+            obj = read_obj(args.mesh)
+            verts, faces = obj.verts, obj.faces
+        cfg = DecimationConfig(preserve_boundary=not args.no_boundary)
+        if args.out:
+            pyr = MeshPyramid.build(verts, faces, args.factor, args.levels, cfg)
+            path = pyr.save(args.out)
+        else:
+            path = MeshPyramid.cache_path(verts, faces, args.factor, args.levels, cfg)
+            pyr = MeshPyramid.cached(verts, faces, args.factor, args.levels, cfg)
+    except (DecimationError, InvalidMeshError, PyramidError, MeshFormatError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{'level':>5}  {'vertices':>8}  {'triangles':>9}  {'boundary':>8}")
+    for i, (v, f) in enumerate(zip(pyr.verts, pyr.faces, strict=True)):
+        n_b = int(np.count_nonzero(boundary_mask(f, len(v))))
+        print(f"{i:>5}  {len(v):>8}  {len(f):>9}  {n_b:>8}")
+    how = f"built in {pyr.build_seconds:.2f} s" if pyr.build_seconds else "built"
+    print(f"pyramid {' -> '.join(map(str, pyr.sizes))} ({how}) saved to {path}")
+    return EXIT_OK
+
+
+def _add_pyramid(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pyramid", help="build the decoder's mesh pyramid (decimation, D/U matrices)",
+                       description="Decimate a mesh into a pyramid of levels (boundary-preserving "
+                       "quadric edge collapse) with its down- and up-sampling matrices, and save it "
+                       "(by default into the cache, where the library finds it).")
+    p.add_argument("--mesh", default="bfm",
+                   help="bfm (the 53,215-vertex BFM mean), ict-face (the ICT face region) or a "
+                   "path to an .obj file (default: bfm)")
+    p.add_argument("--factor", type=int, default=4, help="vertex reduction per level (default: 4)")
+    p.add_argument("--levels", type=int, default=6,
+                   help="number of levels, the full mesh included (default: 6)")
+    p.add_argument("--no-boundary", action="store_true",
+                   help="do not preserve the outline (for comparison only)")
+    p.add_argument("--out", help="write the pyramid to this .npz file instead of the cache")
+    p.set_defaults(handler=_pyramid)
 
 
 # --- registry of subcommands (later subcommands add an _add_<name> above and list it here) --
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_data,
+    _add_reconstruct,
+    _add_train,
+    _add_pyramid,
 ]
 
 

@@ -174,11 +174,17 @@ def ced_figure(errors: Mapping[str, NDArray], max_error: float = CED_MAX_ERROR,
 LANDMARK_PATHS_68: tuple[tuple[int, int, bool], ...] = (
     (0, 17, False), (17, 22, False), (22, 27, False), (27, 31, False), (31, 36, False),
     (36, 42, True), (42, 48, True), (48, 60, True), (60, 68, True))
+#: Colour of landmarks the camera sees.
 VISIBLE_COLOR = "#39ff14"
+#: Colour of landmarks hidden by the head itself.
 HIDDEN_COLOR = "#ff3b3b"
+#: Colour of the lines joining the 68 landmarks.
 LINE_COLOR = "#ffffff"
+#: Side of one gallery panel, in inches.
 GALLERY_PANEL_IN = 2.4
+#: Landmark marker area, in points squared.
 MARKER_SIZE = 7.0
+#: Decimals kept in slider meshes (millimetres: 0.1 mm keeps the HTML small).
 SLIDER_DECIMALS = 1
 
 
@@ -431,6 +437,33 @@ def quadric_2d_figure(panels: Sequence[tuple[NDArray, NDArray | None, str]],
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         ax.set_aspect("equal")
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+# --- the decoder and its baselines (chapter 4; facegcn_lib.nn) ------------------------------
+#: Size (inches) of one position-map panel.
+POSITION_MAP_PANEL_IN = 3.2
+
+
+def position_maps_figure(maps: Sequence[NDArray], titles: Sequence[str]) -> Figure:
+    """UV position maps ``(3, S, S)`` (x, y, z per pixel) as RGB images, side by side.
+
+    Each map's channels are scaled to [0, 1] over its own range, so the colours show how x, y
+    and z vary across the UV layout (chapter 4's PRNet-like baseline).
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(maps), squeeze=False,
+                             figsize=(POSITION_MAP_PANEL_IN * len(maps), POSITION_MAP_PANEL_IN))
+    for ax, pmap, title in zip(axes[0], maps, titles, strict=True):
+        m = np.asarray(pmap, dtype=np.float64)
+        lo = m.min(axis=(1, 2), keepdims=True)
+        hi = m.max(axis=(1, 2), keepdims=True)
+        ax.imshow(np.moveaxis((m - lo) / np.maximum(hi - lo, 1e-12), 0, -1))
         ax.set_title(title, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])

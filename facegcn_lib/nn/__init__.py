@@ -1,0 +1,1 @@
+"""Torch modules: graph convolutions over meshes, encoders, the ResGCN decoder, the model."""

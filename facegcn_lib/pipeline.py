@@ -1,0 +1,420 @@
+"""Photo in, 3D faces out: detect, crop, predict, re-crop from the prediction, predict again.
+
+:class:`Reconstructor` wires the pieces: :class:`~facegcn_lib.detect.FaceDetector` finds each
+face; :mod:`facegcn_lib.data.crop` cuts a square crop around it with an exact inverse map;
+:meth:`FaceGCN.predict <facegcn_lib.nn.model.FaceGCN.predict>` regresses the mesh and maps it
+back to the photo. The first crop comes from the detector's box; every further pass crops by
+the bounding box of the 68 landmarks just predicted, exactly as the training data is framed,
+which removes most of the detector's framing error. All faces of a photo go through the
+network together, one batch per pass.
+
+The reported 68 landmarks follow AFLW2000-3D's definition (the BFM keypoints carried onto the
+ICT face by :func:`~facegcn_lib.morphable.correspondence.bfm_landmarks_on_ict`); the pose is
+yaw, pitch, roll in degrees in 3DDFA's convention (:mod:`facegcn_lib.geometry.rotations`).
+
+Example:
+    >>> faces = reconstruct("photo.jpg")               # the pretrained model
+    >>> faces[0].pose, faces[0].verts_img.shape          # (yaw, pitch, roll), (9409, 3)
+    >>> faces[0].save("out", "photo_face00", load_image("photo.jpg"))
+
+See chapter 7 (faces in the wild).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+import cv2
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from facegcn_lib.config import ModelConfig
+from facegcn_lib.data.crop import CropBox, CropConfig, CropError, CropTransform, landmark_box
+from facegcn_lib.detect import DetectorConfig, FaceBox, FaceDetector
+from facegcn_lib.face import Face
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL.Image import Image as PILImage
+
+    from facegcn_lib.morphable.correspondence import SurfaceLandmarks
+    from facegcn_lib.nn.model import FaceGCN
+    from facegcn_lib.nn.target_mesh import TargetMesh
+
+log = logging.getLogger(__name__)
+
+#: The pretrained model's file inside the package.
+DEFAULT_CHECKPOINT = "resources/facegcn_cpu.pt"
+#: The encoder of the "fast" variant (``benchmarks/reconstruct.py``).
+FAST_ENCODER = "mobilenet_v3_large"
+#: :func:`build_untrained` scales the decoder's last layer by this (see there).
+UNTRAINED_OUTPUT_SCALE = 0.01
+
+ImageInput = Union[str, Path, NDArray[np.generic], "PILImage"]
+
+
+class PretrainedModelMissingError(FileNotFoundError):
+    """The pretrained model file is not installed (and no checkpoint was given)."""
+
+
+class PipelineConfigError(ValueError):
+    """An invalid :class:`PipelineConfig` value; the message names the field."""
+
+
+class UnsupportedImageError(ValueError):
+    """An image argument of a type or shape that cannot be read as an RGB photo."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """How faces are cropped for the network.
+
+    Attributes:
+        passes: network passes per face: the first crops by the detector's box, each later
+            one by the previous prediction's 68-landmark box (1 turns refinement off).
+        detector_box_scale: the 68-landmark box's side divided by the detector's box size;
+            detector_shift_y: the landmark box centre's offset below the detector box centre,
+            in detector box sizes. Both are medians of BlazeFace against annotated landmarks
+            (25 faces: the AFLW2000-3D and dlib samples in the data directory: 0.93, 0.10).
+        crop: the crop around the landmark box (its ``size`` is replaced by the model's input
+            size); the same framing as the training data.
+        max_refine_change: a refined crop whose side changes by more than this factor, or
+            whose centre moves by more than this fraction of the side, is rejected (the
+            previous crop is kept): it guards against a wild prediction.
+        max_batch: at most this many crops per forward pass.
+        detect_max_side: photos larger than this (longer side, pixels) are shrunk to it for
+            detection only (crops still come from the full photo): the detector sees faces
+            at a few hundred pixels at most anyway, and this bounds its time and memory.
+    """
+
+    passes: int = 2
+    detector_box_scale: float = 0.93
+    detector_shift_y: float = 0.10
+    crop: CropConfig = field(default_factory=CropConfig)
+    max_refine_change: float = 0.5
+    max_batch: int = 32
+    detect_max_side: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.passes < 1:
+            raise PipelineConfigError(f"PipelineConfig.passes must be at least 1, got {self.passes}")
+        if self.max_batch < 1:
+            raise PipelineConfigError(f"PipelineConfig.max_batch must be at least 1, got {self.max_batch}")
+
+
+# --- the model ------------------------------------------------------------------------------
+def default_checkpoint_path() -> Path:
+    """Where the pretrained model lives inside the installed package."""
+    return Path(str(resources.files("facegcn_lib").joinpath(DEFAULT_CHECKPOINT)))
+
+
+def default_model_config() -> ModelConfig:
+    """The pretrained model's architecture: the ``cpu`` training preset's (ResNet-18, 128 px)."""
+    from facegcn_lib.train.trainer import PRESETS
+
+    return PRESETS["cpu"].model
+
+
+def fast_model_config() -> ModelConfig:
+    """The default architecture with the faster :data:`FAST_ENCODER`."""
+    cfg = default_model_config()
+    return replace(cfg, encoder=replace(cfg.encoder, arch=FAST_ENCODER))
+
+
+def load_pretrained(checkpoint: str | Path | None = None,
+                    device: str | torch.device = "cpu") -> FaceGCN:
+    """The model of a checkpoint (default: the pretrained one), in evaluation mode.
+
+    Raises:
+        PretrainedModelMissingError: no checkpoint given and the pretrained one is missing.
+        FileNotFoundError: the checkpoint given does not exist.
+        facegcn_lib.train.checkpoint.CheckpointError: not a model checkpoint, or one for
+            another mesh.
+    """
+    from facegcn_lib.train.checkpoint import load_checkpoint
+
+    path = Path(checkpoint) if checkpoint is not None else default_checkpoint_path()
+    if checkpoint is None and not path.is_file():
+        raise PretrainedModelMissingError(
+            f"the pretrained model is not installed (expected at {path}). Train one with "
+            "`facegcn train --preset cpu` and pass its model checkpoint with `--checkpoint FILE` "
+            "(Python: Reconstructor(checkpoint=FILE)), or copy it to that path.")
+    model, ckpt = load_checkpoint(path, map_location=device)
+    log.info("loaded %s (%s encoder, %s mesh, step %d)", path, ckpt.config.encoder.arch,
+             ckpt.config.mesh.topology, ckpt.step)
+    return model
+
+
+def reported_landmarks(target: TargetMesh) -> SurfaceLandmarks:
+    """The 68 points reported on a mesh: AFLW2000-3D's definition.
+
+    On the ICT face those are the BFM keypoints carried over by non-rigid registration
+    (:func:`~facegcn_lib.morphable.correspondence.bfm_landmarks_on_ict`); on any other mesh
+    (the BFM mesh, whose own 68 vertices *are* that definition) the mesh's 68 vertices.
+    """
+    from facegcn_lib.morphable.correspondence import SurfaceLandmarks, bfm_landmarks_on_ict
+
+    if target.name == "ict-face":
+        return bfm_landmarks_on_ict()
+    return SurfaceLandmarks.from_vertices(target.lmks68, target.faces, f"{target.name}-68")
+
+
+# --- images ---------------------------------------------------------------------------------
+def as_rgb(image: ImageInput) -> NDArray[np.uint8]:
+    """Any supported image argument as ``(H, W, 3) uint8`` RGB.
+
+    Args:
+        image: a file path (read with :func:`facegcn_lib.data.images.load_image`: EXIF
+            orientation applied, any mode converted), a PIL image, or an array: ``(H, W)``
+            grayscale, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA (alpha dropped); uint8, or
+            float in [0, 1].
+    Raises:
+        UnsupportedImageError: another type, shape or dtype, or an empty image.
+        facegcn_lib.data.images.ImageLoadError: a file that is not a readable image.
+    """
+    if isinstance(image, str | Path):
+        from facegcn_lib.data.images import load_image
+
+        return load_image(image)
+    if not isinstance(image, np.ndarray):
+        from PIL import Image, ImageOps
+
+        if not isinstance(image, Image.Image):
+            raise UnsupportedImageError(f"expected a path, a numpy array or a PIL image, got "
+                                        f"{type(image).__name__}")
+        image = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    arr: NDArray[Any] = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise UnsupportedImageError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape "
+                                    f"{arr.shape}")
+    arr = arr[:, :, :3]
+    if arr.dtype.kind == "f":
+        arr = np.clip(np.round(arr.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        raise UnsupportedImageError(f"expected uint8 or float pixels, got {arr.dtype}")
+    return np.ascontiguousarray(arr)
+
+
+def detector_crop_box(box: FaceBox, cfg: PipelineConfig) -> CropBox:
+    """The first crop's box: the detector's box mapped to an estimated 68-landmark box."""
+    side = cfg.detector_box_scale * box.size
+    cx = 0.5 * (box.x0 + box.x1)
+    cy = 0.5 * (box.y0 + box.y1) + cfg.detector_shift_y * box.size
+    half = 0.5 * side
+    return landmark_box(np.array([[cx - half, cy - half], [cx + half, cy + half]]), cfg.crop)
+
+
+def warp_local(image: NDArray[np.uint8], tf: CropTransform,
+               antialias: float = CropConfig.antialias) -> NDArray[np.uint8]:
+    """:meth:`CropTransform.warp_image` on just the part of the photo that the crop sees.
+
+    The same pixels as warping the whole photo (up to the area filter's treatment of the
+    region's inner edges, a margin away from the crop), but the anti-aliasing resize of a
+    big photo shrinks only the face's region instead of the whole photo for every face.
+    """
+    h, w = image.shape[:2]
+    inv = np.linalg.inv(tf.matrix)
+    corners = np.array([[0.0, 0.0, 1.0], [tf.size - 1, 0, 1], [0, tf.size - 1, 1],
+                        [tf.size - 1, tf.size - 1, 1]]) @ inv.T
+    margin = 2.0 + 2.0 / tf.z_scale  # a few source pixels for the bilinear and area filters
+    x0 = int(max(math.floor(corners[:, 0].min() - margin), 0))
+    y0 = int(max(math.floor(corners[:, 1].min() - margin), 0))
+    x1 = int(min(math.ceil(corners[:, 0].max() + margin) + 1, w))
+    y1 = int(min(math.ceil(corners[:, 1].max() + margin) + 1, h))
+    if x1 <= x0 or y1 <= y0:  # the crop lies outside the photo
+        return np.zeros((tf.size, tf.size, 3), dtype=np.uint8)
+    shift = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
+    local = CropTransform(tf.matrix @ shift, tf.z_scale, tf.size)
+    return local.warp_image(np.ascontiguousarray(image[y0:y1, x0:x1]), antialias=antialias)
+
+
+def _acceptable(new: CropBox, old: CropBox, limit: float) -> bool:
+    """Whether a refined crop stays near the previous one (see ``max_refine_change``)."""
+    ratio = new.side / old.side
+    moved = math.hypot(new.cx - old.cx, new.cy - old.cy) / old.side
+    return bool(abs(math.log(ratio)) <= math.log1p(limit) and moved <= limit)
+
+
+# --- the reconstructor ----------------------------------------------------------------------
+class Reconstructor:
+    """Find and reconstruct every face in photos.
+
+    Args:
+        checkpoint: a model checkpoint (default: the pretrained model in the package).
+        device: ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"``.
+        detector_config: settings of the face detector (e.g. ``min_score``).
+        config: cropping and batching (:class:`PipelineConfig`).
+        model: an already loaded model (instead of ``checkpoint``).
+
+    Example:
+        >>> rec = Reconstructor()
+        >>> for face in rec("group.jpg"): print(face.box, face.pose)
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu",
+                 detector_config: DetectorConfig | None = None,
+                 config: PipelineConfig | None = None, model: FaceGCN | None = None) -> None:
+        from facegcn_lib.train.device import pick_device
+
+        self.device = pick_device(device)
+        self.model = (model if model is not None else load_pretrained(checkpoint, self.device))
+        self.model = self.model.to(self.device).eval()
+        self.size = self.model.cfg.encoder.image_size
+        cfg = config or PipelineConfig()
+        self.config = replace(cfg, crop=replace(cfg.crop, size=self.size))
+        self.detector = FaceDetector(detector_config, device=self.device)
+        self.landmarks = reported_landmarks(self.model.target)
+        self.faces = np.asarray(self.model.target.faces, dtype=np.int64)
+        self.template = np.asarray(self.model.target.model.mean, dtype=np.float64)
+
+    def __call__(self, image: ImageInput) -> list[Face]:
+        """Every face in the photo, best detection first (empty when there is none).
+
+        Args:
+            image: a path, a PIL image or an array (see :func:`as_rgb`).
+        """
+        rgb = as_rgb(image)
+        return self.reconstruct_boxes(rgb, self.detect(rgb))
+
+    def detect(self, image: NDArray[np.uint8]) -> list[FaceBox]:
+        """The detector's faces in an ``(H, W, 3) uint8`` RGB photo, in its pixels.
+
+        A photo larger than ``config.detect_max_side`` is shrunk for the detector and the
+        boxes are scaled back (pixel centres map as ``x = (x_small + 0.5) / s - 0.5``).
+        """
+        h, w = image.shape[:2]
+        limit = self.config.detect_max_side
+        if max(h, w) <= limit:
+            return self.detector(image)
+        s = limit / max(h, w)
+        small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))),
+                           interpolation=cv2.INTER_AREA)
+        sx, sy = small.shape[1] / w, small.shape[0] / h
+
+        def back(x: float, scale: float) -> float:
+            return (x + 0.5) / scale - 0.5
+
+        return [FaceBox(back(b.x0, sx), back(b.y0, sy), back(b.x1, sx), back(b.y1, sy), b.score,
+                        (b.keypoints + 0.5) / np.array([sx, sy]) - 0.5)
+                for b in self.detector(np.asarray(small, dtype=np.uint8))]
+
+    def reconstruct_boxes(self, image: NDArray[np.uint8], boxes: list[FaceBox]) -> list[Face]:
+        """Reconstruct the faces in given detector boxes of an ``(H, W, 3) uint8`` RGB photo."""
+        if not boxes:
+            return []
+        crops = [detector_crop_box(b, self.config) for b in boxes]
+        verts, lmks, pose = self._predict(image, crops)
+        for _ in range(1, self.config.passes):
+            crops = [self._refine(old, lm) for old, lm in zip(crops, lmks, strict=True)]
+            verts, lmks, pose = self._predict(image, crops)
+        return [self._face(verts[i], boxes[i], np.degrees(pose[i])) for i in range(len(boxes))]
+
+    def face_from_verts(self, verts_img: NDArray, box: FaceBox | NDArray, score: float,
+                        metadata: dict[str, Any] | None = None) -> Face:
+        """A :class:`Face` from image-frame vertices (landmarks and pose recomputed).
+
+        Used after the vertices were changed, e.g. smoothed over the frames of a video.
+        """
+        from facegcn_lib.geometry.umeyama import pose_from_mesh
+
+        v = np.asarray(verts_img, dtype=np.float64)
+        p = pose_from_mesh(v, self.template)
+        b = box.as_array() if isinstance(box, FaceBox) else np.asarray(box, dtype=np.float64)
+        return self._face(v, FaceBox(float(b[0]), float(b[1]), float(b[2]), float(b[3]), float(score)),
+                          np.degrees([p.yaw, p.pitch, p.roll]), metadata)
+
+    def _face(self, verts: NDArray, box: FaceBox, pose_deg: NDArray,
+              metadata: dict[str, Any] | None = None) -> Face:
+        v = np.asarray(verts, dtype=np.float32)
+        return Face(verts_img=v, faces=self.faces,
+                    lmks68=np.asarray(self.landmarks.apply(v), dtype=np.float32),
+                    pose=(float(pose_deg[0]), float(pose_deg[1]), float(pose_deg[2])),
+                    box=box.as_array(), score=float(box.score), metadata=dict(metadata or {}))
+
+    def _refine(self, old: CropBox, lmks: NDArray) -> CropBox:
+        try:
+            new = landmark_box(lmks[:, :2], self.config.crop)
+        except CropError:
+            return old
+        if not _acceptable(new, old, self.config.max_refine_change):
+            log.debug("refined crop %s rejected (previous %s)", new, old)
+            return old
+        return new
+
+    def _predict(self, image: NDArray[np.uint8],
+                 boxes: list[CropBox]) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray]:
+        """Vertices (B, V, 3), the model's own 68 landmarks (B, 68, 3) and pose (B, 3) radians."""
+        verts, lmks, poses = [], [], []
+        step = self.config.max_batch
+        for start in range(0, len(boxes), step):
+            tfs = [CropTransform.build(b, self.size) for b in boxes[start:start + step]]
+            crops = np.stack([warp_local(image, tf, self.config.crop.antialias) for tf in tfs])
+            x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+            inv = torch.from_numpy(np.stack([np.linalg.inv(tf.matrix) for tf in tfs]))
+            pred = self.model.predict(x, inv.to(self.device))
+            verts.append(pred.verts.float().cpu().numpy())
+            lmks.append(pred.lmks68.float().cpu().numpy())
+            poses.append(np.asarray(pred.pose))
+        return np.concatenate(verts), np.concatenate(lmks), np.concatenate(poses)
+
+    def __repr__(self) -> str:
+        c = self.model.cfg
+        return (f"Reconstructor({c.encoder.arch} {self.size}px, {c.decoder} decoder on "
+                f"{c.mesh.topology}, {self.config.passes} passes, {self.device})")
+
+
+@lru_cache(maxsize=2)
+def _shared_reconstructor(checkpoint: str | None, device: str,
+                          detector_config: DetectorConfig | None,
+                          config: PipelineConfig | None) -> Reconstructor:
+    return Reconstructor(checkpoint, device, detector_config, config)
+
+
+def reconstruct(image: ImageInput, *, checkpoint: str | Path | None = None, device: str = "cpu",
+                detector_config: DetectorConfig | None = None,
+                config: PipelineConfig | None = None) -> list[Face]:
+    """Every face in a photo: one call (the :class:`Reconstructor` is kept for later calls).
+
+    Args:
+        image: a path, a PIL image or an array (see :func:`as_rgb`).
+        checkpoint, device, detector_config, config: as for :class:`Reconstructor`.
+    """
+    ckpt = str(Path(checkpoint).resolve()) if checkpoint is not None else None
+    return _shared_reconstructor(ckpt, device, detector_config, config)(image)
+
+
+def build_untrained(cfg: ModelConfig | None = None, seed: int = 0,
+                    output_scale: float = UNTRAINED_OUTPUT_SCALE) -> FaceGCN:
+    """A randomly initialised model, for tests and benchmarks before a model is trained.
+
+    Random weights make the decoder's offsets from the template a few crop widths large, so
+    the parameters of the decoder's last layer are multiplied by ``output_scale``: the
+    untrained model then predicts a noisy mean face in every crop, at the scale a trained
+    model's output has (which keeps drawing, depth rendering and timing representative).
+
+    Args:
+        cfg: the architecture (default: :func:`default_model_config`); ImageNet weights are
+            never loaded.
+        seed: the initialisation's random seed.
+        output_scale: the factor on the decoder's last parameterised layer (1: as initialised).
+    """
+    from facegcn_lib.nn.model import build_model
+
+    c = cfg or default_model_config()
+    c = replace(c, encoder=replace(c.encoder, imagenet_weights=None))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(c, load_weights=False).eval()
+    last = [m for m in model.decoder.children() if any(True for _ in m.parameters())][-1]
+    with torch.no_grad():
+        for p in last.parameters():
+            p.mul_(output_scale)
+    return model
