@@ -213,6 +213,9 @@ atomically; --resume continues from it exactly), checkpoints/best.pt (lowest val
 model_best.pt and model_last.pt (model files for `facegcn reconstruct --checkpoint`),
 metrics.csv and tb/ (TensorBoard: tensorboard --logdir OUT/tb).
 
+Ctrl-C (or SIGTERM) stops after the current step and saves the checkpoint. On a CPU shared
+with other jobs, OMP_NUM_THREADS=1 is often faster.
+
 Several GPUs or machines: torchrun --nproc_per_node N -m facegcn_lib.cli train ... (the batch
 size is the global one, split over the processes).
 

@@ -1,0 +1,102 @@
+"""The preset glue: datasets in the model's frame, seeded augmentation, a real short run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from facegcn_lib.config import EncoderConfig
+from facegcn_lib.nn.model import normalized_to_crop
+from facegcn_lib.train.build import (
+    FaceTrainingView,
+    MissingBasisError,
+    SeededAugment,
+    build_from_preset,
+    export_models,
+)
+from facegcn_lib.train.trainer import PRESETS, TrainConfigError
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class PixelFaces(torch.utils.data.Dataset):
+    """Two 16 x 16 crops with vertices and 2D landmarks in crop pixels."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(i)
+        return {"image": torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8, generator=g),
+                "vertices": torch.rand(10, 3, generator=g) * 16,
+                "landmarks": torch.rand(68, 2, generator=g) * 16}
+
+
+def test_view_gives_unit_images_and_normalised_vertices() -> None:
+    raw, item = PixelFaces()[1], FaceTrainingView(PixelFaces(), 16)[1]
+    assert item["image"].dtype == torch.float32
+    torch.testing.assert_close(item["image"] * 255, raw["image"].float())
+    torch.testing.assert_close(normalized_to_crop(item["verts"], 16), raw["vertices"])
+    assert item["lmks68"].shape == (68, 3) and bool((item["lmks68"][:, 2] == 0).all())
+    with pytest.raises(TrainConfigError, match="16, 16"):
+        FaceTrainingView(PixelFaces(), 32)[0]
+
+
+class Jitter:
+    """A transform drawing from its ``generator`` (like CropAndAugment)."""
+
+    generator: torch.Generator | None = None
+
+    def __call__(self, sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {**sample, "shift": torch.rand(2, generator=self.generator)}
+
+
+def test_seeded_augment_depends_on_the_index_only() -> None:
+    aug = SeededAugment(PixelFaces(), Jitter(), seed=5, copies=3)
+    assert len(aug) == 6
+    first = aug[3]["shift"]
+    aug[0], aug[4]  # other draws in between change nothing
+    assert torch.equal(aug[3]["shift"], first)
+    assert not torch.equal(aug[1]["shift"], first)  # same face, another epoch's augmentation
+    assert torch.equal(aug[1]["image"], aug[3]["image"])
+
+
+def test_300w_lp_without_a_bfm_file_says_what_to_do() -> None:
+    with pytest.raises(MissingBasisError, match="--bfm PATH"):
+        build_from_preset("cpu", data="300w-lp")
+    with pytest.raises(TrainConfigError, match="unknown preset"):
+        build_from_preset("gpu")
+
+
+def test_cpu_preset_trains_on_synthetic_faces_and_exports(data_root: Path, tmp_path: Path) -> None:
+    """Three steps of the real model on 64 x 64 synthetic faces, then a model file round trip."""
+    from facegcn_lib.train.checkpoint import load_checkpoint
+
+    mcfg = replace(PRESETS["cpu"].model, encoder=EncoderConfig(arch="resnet18", image_size=64))
+    setup = build_from_preset(
+        "cpu", model_config=mcfg, train_samples=4, val_samples=4,
+        train_overrides={"epochs": 3, "batch_size": 4, "max_minutes": None, "num_workers": 0,
+                         "progress": False, "tensorboard": False, "val_batch_size": 4})
+    first = setup.train_set[0]
+    assert setup.train_set[4]["image"].shape == first["image"].shape == (3, 64, 64)
+    assert not torch.equal(setup.train_set[4]["verts"], first["verts"])  # epoch 1: new faces
+    result = setup.trainer(tmp_path).fit()
+    assert result.steps == 3 and result.best_metric is not None
+    paths = export_models(setup, result, tmp_path)
+    model, ckpt = load_checkpoint(paths["best"])
+    assert ckpt.step == result.best_step
+    x = setup.val_set[0]["image"][None]  # type: ignore[index]
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), setup.model.eval()(x))  # export leaves the best
+    assert ckpt.metadata["val_nme"] == pytest.approx(result.best_metric)
+    assert ckpt.config == mcfg
