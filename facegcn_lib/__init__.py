@@ -40,6 +40,13 @@ _LAZY: dict[str, str] = {
     "SynthConfig": "facegcn_lib.data.synth",
     "SynthCache": "facegcn_lib.data.synth_cache",
     "rasterize": "facegcn_lib.render.raster",
+    # the networks: encoders, ResGCN decoder, baselines, checkpoints, export (issue 7)
+    "ModelConfig": "facegcn_lib.config",
+    "FaceGCN": "facegcn_lib.nn.model",
+    "build_model": "facegcn_lib.nn.model",
+    "save_checkpoint": "facegcn_lib.train.checkpoint",
+    "load_checkpoint": "facegcn_lib.train.checkpoint",
+    "export_onnx": "facegcn_lib.nn.export",
     # photo in, 3D faces out (issue 10)
     "reconstruct": "facegcn_lib.pipeline",
     "Reconstructor": "facegcn_lib.pipeline",
@@ -50,6 +57,7 @@ _LAZY: dict[str, str] = {
 __all__ = ["__version__", *sorted(_LAZY)]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from facegcn_lib.config import ModelConfig
     from facegcn_lib.data.aflw2000 import AFLW2000
     from facegcn_lib.data.crop import CropAndAugment
     from facegcn_lib.data.faces68 import Faces68
@@ -68,9 +76,12 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from facegcn_lib.morphable.ict import load_ict_model, load_ict_neutral
     from facegcn_lib.morphable.model import MorphableModel
+    from facegcn_lib.nn.export import export_onnx
+    from facegcn_lib.nn.model import FaceGCN, build_model
     from facegcn_lib.paths import DataMissingError, cache_dir, data_dir, require
     from facegcn_lib.pipeline import Reconstructor, load_pretrained, reconstruct
     from facegcn_lib.render.raster import rasterize
+    from facegcn_lib.train.checkpoint import load_checkpoint, save_checkpoint
 
 
 def __getattr__(name: str) -> Any:

@@ -350,7 +350,8 @@ def _pyramid(args: argparse.Namespace) -> int:
     for i, (v, f) in enumerate(zip(pyr.verts, pyr.faces, strict=True)):
         n_b = int(np.count_nonzero(boundary_mask(f, len(v))))
         print(f"{i:>5}  {len(v):>8}  {len(f):>9}  {n_b:>8}")
-    how = f"built in {pyr.build_seconds:.2f} s" if pyr.build_seconds else "built"
+    stages = ", ".join(f"{k} {v:.2f} s" for k, v in pyr.build_timings.items())
+    how = f"built in {pyr.build_seconds:.2f} s: {stages}" if pyr.build_timings else "built"
     print(f"pyramid {' -> '.join(map(str, pyr.sizes))} ({how}) saved to {path}")
     return EXIT_OK
 
@@ -372,12 +373,71 @@ def _add_pyramid(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_pyramid)
 
 
+# --- facegcn evaluate (issue 9) ---------------------------------------------------------------
+_EVALUATE_EPILOG = """\
+Benchmarks: synthetic (a fixed, yaw-balanced set of --n synthetic faces, rendered once and
+cached; never seen in training), aflw2000 (the AFLW2000-3D images in the data directory, full
+pipeline, 3DDFA's protocol), faces68 (the 68-point photos of faces-68/: NME with the model's
+3D jaw, with the jaw moved to the visible outline, and over the 51 inner points).
+
+Prints the table and writes into --out: <benchmark>.csv (one row per face),
+<benchmark>_summary.csv and <benchmark>_ced.png (cumulative error distribution).
+
+exit codes: 0 evaluated; 1 the model or a data file is missing or unreadable; 2 usage error
+(bad option, unavailable device)."""
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from facegcn_lib.eval.benchmarks import BenchmarkConfig, BenchmarkError, run_benchmark
+    from facegcn_lib.train.checkpoint import CheckpointError
+    from facegcn_lib.train.device import DeviceUnavailableError
+
+    if args.n < 3:
+        print(f"error: --n must be at least 3 (one face per yaw bin), got {args.n}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = run_benchmark(args.benchmark, args.checkpoint, n=args.n,
+                               annotations=args.annotations, device=args.device,
+                               config=BenchmarkConfig(progress=not args.quiet))
+    except (DeviceUnavailableError, BenchmarkError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except (CheckpointError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(result.report())
+    paths = result.save(args.out)
+    print("\nwritten: " + ", ".join(str(p) for p in paths.values()))
+    return EXIT_OK
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    from facegcn_lib.eval.benchmarks import BENCHMARKS
+
+    p = sub.add_parser("evaluate", help="score a model on a benchmark (NME tables, CSV, CED plot)",
+                       description="Score a model on the synthetic test set, AFLW2000-3D or the "
+                                   "68-landmark photos.",
+                       epilog=_EVALUATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--benchmark", required=True, choices=BENCHMARKS)
+    p.add_argument("--checkpoint", help="a model checkpoint (default: the pretrained model)")
+    p.add_argument("--n", type=int, default=1000,
+                   help="synthetic: number of faces, balanced over the yaw bins (default: %(default)s)")
+    p.add_argument("--annotations", default="original", choices=("original", "reannotated"),
+                   help="aflw2000: the ground-truth landmarks (default: %(default)s)")
+    p.add_argument("--out", default="facegcn_eval", help="output folder (default: %(default)s)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps", "auto"),
+                   help="where the network runs (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_evaluate)
+
+
 # --- registry of subcommands (later subcommands add an _add_<name> above and list it here) --
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_data,
     _add_reconstruct,
     _add_train,
     _add_pyramid,
+    _add_evaluate,
 ]
 
 

@@ -469,3 +469,134 @@ def position_maps_figure(maps: Sequence[NDArray], titles: Sequence[str]) -> Figu
         ax.set_yticks([])
     fig.tight_layout()
     return fig
+
+
+def wireframe_trace(verts: NDArray, faces: NDArray, color: str = "#555555",
+                    width: float = 1.5, name: str = "") -> go.Scatter3d:
+    """A plotly line trace of every edge of a (small) mesh, to show its triangles."""
+    import plotly.graph_objects as go
+
+    from facegcn_lib.mesh.topology import edges
+
+    v = np.asarray(verts, dtype=np.float32)
+    e, _ = edges(np.asarray(faces))
+    seg = np.full((len(e), 3, 3), np.nan, dtype=np.float32)
+    seg[:, 0], seg[:, 1] = v[e[:, 0]], v[e[:, 1]]
+    pts = seg.reshape(-1, 3)
+    return go.Scatter3d(x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], mode="lines", name=name,
+                        line={"color": color, "width": width}, hoverinfo="skip")
+
+
+# --- training curves and faces in the wild (chapters 5 and 7; facegcn_lib.train, .pipeline) --
+#: Height (pixels) of a training-curves figure.
+TRAINING_CURVES_HEIGHT_PX = 330
+#: The panels of :func:`training_curves_figure`: title -> the ``metrics.csv`` names drawn in it.
+TRAINING_CURVE_PANELS: dict[str, tuple[str, ...]] = {
+    "training loss": ("train/loss", "train/vertex", "train/smooth"),
+    "validation dense NME (%)": ("val/nme",),
+    "learning rate": ("train/lr",),
+}
+#: Metrics drawn in percent by :func:`training_curves_figure`.
+PERCENT_METRICS = ("val/nme",)
+
+
+def training_curves_figure(metrics: Mapping[str, Sequence[tuple[int, float]]], title: str = "",
+                           panels: Mapping[str, Sequence[str]] | None = None) -> go.Figure:
+    """A training run's curves against the optimiser step, one panel per group of metrics.
+
+    Args:
+        metrics: name -> ``[(step, value), ...]``, as
+            :func:`facegcn_lib.train.metrics_writer.read_metrics` returns for ``metrics.csv``.
+        title: the figure's title.
+        panels: panel title -> metric names (default :data:`TRAINING_CURVE_PANELS`); names
+            missing from ``metrics`` are skipped, and so are panels left empty.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    groups = {t: [n for n in names if metrics.get(n)]
+              for t, names in (panels or TRAINING_CURVE_PANELS).items()}
+    groups = {t: names for t, names in groups.items() if names}
+    n = max(1, len(groups))
+    fig = make_subplots(rows=1, cols=n, subplot_titles=list(groups) or None,
+                        horizontal_spacing=0.08)
+    for k, names in enumerate(groups.values()):
+        for name in names:
+            steps, values = zip(*metrics[name], strict=True)
+            y = np.asarray(values, dtype=np.float64) * (100.0 if name in PERCENT_METRICS else 1.0)
+            mode = "lines+markers" if len(steps) <= 30 else "lines"
+            fig.add_trace(go.Scatter(x=list(steps), y=y, mode=mode, name=name,
+                                     marker={"size": 5}, legendgroup=name), row=1, col=k + 1)
+        fig.update_xaxes(title_text="step", row=1, col=k + 1)
+    if "learning rate" in groups:
+        fig.update_yaxes(type="log", row=1, col=list(groups).index("learning rate") + 1)
+    fig.update_layout(title=title or None, height=TRAINING_CURVES_HEIGHT_PX,
+                      margin={"l": 50, "r": 10, "t": 60 if title else 40, "b": 40},
+                      legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def _hex_colors(colors: NDArray) -> list[str]:
+    c = np.clip(np.asarray(colors, dtype=np.int64), 0, 255)
+    return [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in c.tolist()]
+
+
+def face_meshes_figure(meshes: Sequence[tuple[NDArray, NDArray, NDArray | None]],
+                       titles: Sequence[str],
+                       points: Sequence[NDArray | None] | None = None) -> go.Figure:
+    """Reconstructed faces side by side in 3D, coloured from their photos.
+
+    The meshes are in the image frame of :class:`facegcn_lib.face.Face` (x right, y down, z
+    towards the camera, in pixels); they are shown with y up, seen from the camera.
+
+    Args:
+        meshes: ``(verts (V_i, 3), faces (F_i, 3), colors (V_i, 3) uint8 RGB or None)`` per
+            panel (``None``: the plain mesh colour).
+        titles: one title per panel.
+        points: optional (N_i, 3) points per panel in the same frame (e.g. the 68 landmarks).
+    """
+    from plotly.subplots import make_subplots
+
+    n = len(meshes)
+    flip = np.array([1.0, -1.0, 1.0])
+    fig = make_subplots(rows=1, cols=n, specs=[[{"type": "scene"}] * n],
+                        subplot_titles=list(titles), horizontal_spacing=0.01)
+    for k, (verts, faces, colors) in enumerate(meshes):
+        v = np.asarray(verts, dtype=np.float64)
+        v = (v - np.nanmean(v, axis=0)) * flip
+        trace = mesh_trace(v, faces)
+        if colors is not None:
+            trace.update(color=None, vertexcolor=_hex_colors(colors))
+        fig.add_trace(trace, row=1, col=k + 1)
+        if points is not None and points[k] is not None:
+            p = (np.asarray(points[k], dtype=np.float64) - np.nanmean(np.asarray(verts), axis=0))
+            fig.add_trace(points_trace(p * flip, size=2.5), row=1, col=k + 1)
+        fig.update_layout(**{f"scene{k + 1 if k else ''}": _scene()})
+    fig.update_layout(height=FIG_HEIGHT_PX, margin={"l": 0, "r": 0, "t": 40, "b": 0},
+                      showlegend=False)
+    return fig
+
+
+# --- evaluation benchmarks (issue 9: facegcn_lib.eval.benchmarks) ---------------------------
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
+#: Resolution of figures saved by :func:`save_figure`.
+SAVE_DPI = 150
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = SAVE_DPI) -> Path:
+    """Save a matplotlib figure (format from the suffix, e.g. ``.png``) and close it.
+
+    Closing releases pyplot's reference, so scripts that save many figures do not keep them
+    all in memory.
+    """
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return p

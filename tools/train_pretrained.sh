@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-runs/cpu}"
-facegcn train --preset cpu --out "$out" --seed 0 --quiet
-python3 -m facegcn_lib.train.checkpoint --export "$out/model_best.pt" facegcn_lib/resources/facegcn_cpu.pt
+OMP_NUM_THREADS=1 facegcn train --preset cpu --out "$out" --seed 0 --max-minutes 48 --quiet
+python3 tools/export_pretrained.py "$out/model_best.pt" facegcn_lib/resources/facegcn_cpu.pt

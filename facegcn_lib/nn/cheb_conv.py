@@ -125,7 +125,7 @@ class _ChebConvFunction(torch.autograd.Function):
         K, _, F_out = weight.shape
         x0 = x.transpose(0, 1).reshape(V, B * F_in)  # (V, B*F_in); free if x came from us
         terms = chebyshev_basis(laplacian, x0, K)
-        rows = [t.view(V * B, F_in) for t in terms]  # row v*B + b: vertex v of sample b
+        rows = [t.reshape(V * B, F_in) for t in terms]  # row v*B + b: vertex v of sample b
         out = torch.addmm(bias, rows[0], weight[0]) if bias is not None else rows[0] @ weight[0]
         for k in range(1, K):
             out.addmm_(rows[k], weight[k])
@@ -144,7 +144,7 @@ class _ChebConvFunction(torch.autograd.Function):
         if need_b:
             grad_b = g.sum(dim=0)
         if need_w:
-            grad_w = torch.stack([_weight_grad(t.view(V * B, F_in), g) for t in terms])
+            grad_w = torch.stack([_weight_grad(t.reshape(V * B, F_in), g) for t in terms])
         if need_x:
             coeffs = [(g @ weight[k].T).view(V, B * F_in) for k in range(K)]
             gx = chebyshev_transpose_sum(laplacian, coeffs)

@@ -1,0 +1,40 @@
+"""Install a trained model checkpoint into the package as the pretrained model.
+
+Usage: ``python tools/export_pretrained.py runs/cpu/model_best.pt facegcn_lib/resources/facegcn_cpu.pt``
+
+Floating-point weights are stored as float16 to keep the file under the 50 MB the package
+allows (``load_state_dict`` casts them back to float32 on loading; the largest change to a
+prediction is far below a pixel). The training metrics and the command are written into the
+checkpoint's metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+MAX_BYTES = 50 * 1024 * 1024
+
+
+def main(src: Path, dst: Path) -> None:
+    raw = torch.load(src, map_location="cpu", weights_only=True)
+    raw["state_dict"] = {k: (v.half() if v.is_floating_point() else v) for k, v in raw["state_dict"].items()}
+    meta = json.loads(raw.get("metadata", "{}"))
+    meta["exported_from"] = str(src)
+    meta["weights_dtype"] = "float16"
+    meta["made_by"] = "bash tools/train_pretrained.sh"
+    raw["metadata"] = json.dumps(meta)
+    tmp = dst.with_suffix(".tmp")
+    torch.save(raw, tmp)
+    if tmp.stat().st_size > MAX_BYTES:
+        tmp.unlink()
+        raise SystemExit(f"{src} exports to more than 50 MB; use a smaller model")
+    tmp.replace(dst)
+    print(f"wrote {dst} ({dst.stat().st_size / 1e6:.1f} MB, step {raw['step']})")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))
