@@ -250,6 +250,10 @@ def _train(args: argparse.Namespace) -> int:
                                   decoder=args.decoder, train_samples=args.train_samples,
                                   val_samples=args.val_samples, bfm=args.bfm,
                                   data_root=args.data_root)
+        if args.init:
+            from facegcn_lib.train.checkpoint import init_from_checkpoint
+
+            init_from_checkpoint(setup.model, args.init)  # type: ignore[arg-type]
         trainer = setup.trainer(out)
     except (TrainConfigError, DeviceUnavailableError, distributed.DistributedSetupError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -286,6 +290,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run folder (default: runs/PRESET-DATA)")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoints/last.pt (a new run if there is none)")
+    p.add_argument("--init", metavar="MODEL.pt",
+                   help="start from the weights of a model checkpoint (fine-tuning; same mesh)")
     p.add_argument("--max-minutes", type=float,
                    help="time budget: plan the steps to fit it (0: none; cpu preset: 55)")
     p.add_argument("--epochs", type=int, help="passes over the training set")

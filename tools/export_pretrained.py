@@ -20,10 +20,16 @@ MAX_BYTES = 50 * 1024 * 1024
 
 
 def main(src: Path, dst: Path) -> None:
+    from facegcn_lib.train.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+
+    ckpt = read_checkpoint(src)
+    if ckpt.pyramid_npz is None:  # an older file: store the pyramid it was trained with in it
+        model, ckpt = load_checkpoint(src)
+        src = save_checkpoint(dst.with_suffix(".full.pt"), model, ckpt.step, ckpt.metadata)
     raw = torch.load(src, map_location="cpu", weights_only=True)
     raw["state_dict"] = {k: (v.half() if v.is_floating_point() else v) for k, v in raw["state_dict"].items()}
     meta = json.loads(raw.get("metadata", "{}"))
-    meta["exported_from"] = str(src)
+    meta["exported_from"] = str(ckpt.metadata.get("exported_from", src))
     meta["weights_dtype"] = "float16"
     meta["made_by"] = "bash tools/train_pretrained.sh"
     raw["metadata"] = json.dumps(meta)
@@ -33,6 +39,7 @@ def main(src: Path, dst: Path) -> None:
         tmp.unlink()
         raise SystemExit(f"{src} exports to more than 50 MB; use a smaller model")
     tmp.replace(dst)
+    dst.with_suffix(".full.pt").unlink(missing_ok=True)
     print(f"wrote {dst} ({dst.stat().st_size / 1e6:.1f} MB, step {raw['step']})")
 
 

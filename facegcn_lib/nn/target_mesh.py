@@ -213,3 +213,13 @@ def load_target_mesh(cfg: MeshConfig) -> TargetMesh:
     model = loader()
     pyramid = MeshPyramid.cached(model.mean, model.faces, factor=cfg.factor, n_levels=cfg.n_levels)
     return TargetMesh(cfg, model, pyramid)
+
+
+def target_mesh_with_pyramid(cfg: MeshConfig, pyramid: MeshPyramid) -> TargetMesh:
+    """The mesh ``cfg`` names, with a given pyramid (e.g. the one stored in a checkpoint).
+
+    Raises:
+        UnknownTopologyError: ``cfg.topology`` is not registered.
+    """
+    base = load_target_mesh(cfg)
+    return TargetMesh(cfg, base.model, pyramid)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,10 @@ from typing import Any
 import torch
 
 from facegcn_lib.config import ModelConfig, from_dict, to_dict
+from facegcn_lib.mesh.pyramid import MeshPyramid
 from facegcn_lib.morphable.model import MorphableModel
 from facegcn_lib.nn.model import FaceGCN
-from facegcn_lib.nn.target_mesh import TargetMesh, load_target_mesh
+from facegcn_lib.nn.target_mesh import TargetMesh, load_target_mesh, target_mesh_with_pyramid
 from facegcn_lib.train.train_state import atomic_torch_save
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,9 @@ class Checkpoint:
         pyramid_hash: hash of the pyramid's meshes and matrices.
         step: training step at which it was saved.
         metadata: JSON-compatible extra values (metrics, notes).
+        pyramid_npz: the pyramid the model was trained with, as the bytes of a
+            :meth:`~facegcn_lib.mesh.pyramid.MeshPyramid.save` file (``None`` in old files), so
+            that a checkpoint keeps working when the decimation code or its cache changes.
     """
 
     config: ModelConfig
@@ -61,6 +66,22 @@ class Checkpoint:
     pyramid_hash: str
     step: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+    pyramid_npz: bytes | None = None
+
+    def stored_pyramid(self) -> MeshPyramid | None:
+        """The pyramid stored in the checkpoint, if any."""
+        if self.pyramid_npz is None:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "pyramid.npz"
+            path.write_bytes(self.pyramid_npz)
+            return MeshPyramid.load(path)
+
+
+def _pyramid_bytes(pyramid: MeshPyramid) -> torch.Tensor:
+    with tempfile.TemporaryDirectory() as tmp:
+        data = pyramid.save(Path(tmp) / "pyramid.npz").read_bytes()
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
 def save_checkpoint(path: str | Path, model: FaceGCN, step: int = 0,
@@ -84,6 +105,7 @@ def save_checkpoint(path: str | Path, model: FaceGCN, step: int = 0,
         "step": int(step),
         "metadata": json.dumps(metadata or {}),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "pyramid_npz": _pyramid_bytes(model.target.pyramid),
     }
     atomic_torch_save(payload, p)
     log.info("saved checkpoint %s (step %d)", p, step)
@@ -114,7 +136,8 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         config=from_dict(ModelConfig, json.loads(raw["config"])),
         state_dict=raw["state_dict"], topology_hash=str(raw["topology_hash"]),
         pyramid_hash=str(raw["pyramid_hash"]), step=int(raw["step"]),
-        metadata=json.loads(raw["metadata"]))
+        metadata=json.loads(raw["metadata"]),
+        pyramid_npz=bytes(raw["pyramid_npz"].numpy().tobytes()) if "pyramid_npz" in raw else None)
 
 
 def check_topology(ckpt: Checkpoint, target: TargetMesh, source: str = "checkpoint") -> None:
@@ -129,6 +152,27 @@ def check_topology(ckpt: Checkpoint, target: TargetMesh, source: str = "checkpoi
             f"the {source} was trained on the same mesh but another pyramid (hash "
             f"{ckpt.pyramid_hash}, now {target.pyramid_hash()}): the decimation or its settings "
             "changed since; clear the pyramid cache built since, or retrain.")
+
+
+def init_from_checkpoint(model: FaceGCN, path: str | Path) -> Checkpoint:
+    """Load a checkpoint's weights into ``model`` to fine-tune it (same mesh, any pyramid).
+
+    The triangles must match; the pyramid may differ (its matrices hold no weights, and every
+    level keeps its vertex count), so a model can continue training after the decimation changed.
+
+    Raises:
+        TopologyMismatchError: the checkpoint was trained on another mesh.
+        CheckpointError: the architectures differ.
+    """
+    ckpt = read_checkpoint(path)
+    if ckpt.topology_hash != model.target.topology_hash():
+        raise TopologyMismatchError(f"{path} was trained on another mesh; it cannot initialise this model")
+    try:
+        model.load_state_dict(ckpt.state_dict)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path} holds another architecture: {err}") from err
+    log.info("initialised the model from %s (step %d)", path, ckpt.step)
+    return ckpt
 
 
 def load_checkpoint(path: str | Path, target: TargetMesh | None = None,
@@ -150,7 +194,12 @@ def load_checkpoint(path: str | Path, target: TargetMesh | None = None,
         CheckpointError: the file is not a model checkpoint.
     """
     ckpt = read_checkpoint(path)
-    tgt = target if target is not None else load_target_mesh(ckpt.config.mesh)
+    if target is not None:
+        tgt = target
+    else:
+        stored = ckpt.stored_pyramid()
+        tgt = (load_target_mesh(ckpt.config.mesh) if stored is None
+               else target_mesh_with_pyramid(ckpt.config.mesh, stored))
     check_topology(ckpt, tgt, source=f"checkpoint {path}")
     model = FaceGCN(ckpt.config, tgt, morphable=morphable, load_weights=False)
     model.load_state_dict(ckpt.state_dict)

@@ -93,3 +93,23 @@ def test_rejects_files_that_are_not_model_checkpoints(tmp_path: Path) -> None:
     junk.write_bytes(b"not a torch file")
     with pytest.raises(CheckpointError, match="weights-only"):
         read_checkpoint(junk)
+
+
+def test_checkpoint_carries_its_pyramid(tmp_path: Path, tiny_target: TargetMesh) -> None:
+    """A checkpoint keeps working after the decimation changes: it stores its own pyramid."""
+    from facegcn_lib.train.checkpoint import init_from_checkpoint
+
+    torch.manual_seed(0)
+    model = FaceGCN(tiny_config("gcn"), tiny_target)
+    path = save_checkpoint(tmp_path / "m.pt", model)
+    ckpt = read_checkpoint(path)
+    stored = ckpt.stored_pyramid()
+    assert stored is not None
+    assert [len(v) for v in stored.verts] == [len(v) for v in model.target.pyramid.verts]
+    for a, b in zip(stored.down, model.target.pyramid.down, strict=True):
+        assert (a != b).nnz == 0
+    torch.manual_seed(1)
+    other = FaceGCN(tiny_config("gcn"), tiny_target)
+    init_from_checkpoint(other, path)
+    for (ka, va), (kb, vb) in zip(model.state_dict().items(), other.state_dict().items(), strict=True):
+        assert ka == kb and torch.equal(va, vb)
