@@ -1,0 +1,44 @@
+"""Draw the shipped model's training curve for the README from its metrics CSV.
+
+Usage: ``python tools/readme_curve.py [facegcn_lib/resources/facegcn_cpu_metrics.csv] [docs/images/training_curve.png]``
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def main(src: Path, dst: Path) -> None:
+    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    with open(src) as fh:
+        for row in csv.DictReader(fh):
+            series[row["name"]].append((int(row["step"]), float(row["value"])))
+    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=110)
+    for name, label in (("train/loss", "training loss (L1 + 0.1 smoothness)"),
+                        ("val/nme", "validation dense 3D NME")):
+        steps, values = zip(*series[name], strict=True)
+        ax.plot(steps, values, label=label, marker="o" if name == "val/nme" else None, ms=3)
+    ax.axvline(592, color="grey", ls=":", lw=1)
+    ax.text(600, ax.get_ylim()[1] * 0.9, "stage 2 (fine-tune)", fontsize=8, color="grey")
+    ax.set_xlabel("optimiser step (batch 32)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(dst)
+    print(f"wrote {dst}")
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    main(Path(args[0] if args else "facegcn_lib/resources/facegcn_cpu_metrics.csv"),
+         Path(args[1] if len(args) > 1 else "docs/images/training_curve.png"))
