@@ -90,6 +90,8 @@ JAW = slice(0, 17)
 INNER = slice(17, 68)
 #: Key of :attr:`EvalResult.summary` rows: the normalised area under the CED curve.
 AUC = "auc"
+#: The CED plot reaches at least this percentile of every curve's errors.
+CED_PLOT_PERCENTILE = 95.0
 #: Printed for an empty yaw bin in CSV files.
 NOT_AVAILABLE = "n/a"
 
@@ -140,7 +142,10 @@ class EvalResult:
         columns: the summary keys shown in :meth:`table`, in order.
         curves: CED legend name -> (N,) per-sample errors (finite; fractions).
         notes: lines printed below the table (conventions, fallbacks).
-        auc_threshold: the AUC's and the plot's upper limit.
+        auc_threshold: the AUC's upper limit (and the plot's, unless errors go far beyond it).
+        plot_max_error: the plot's error axis ends here (``None``: at ``auc_threshold``, or
+            further, at the next whole percent above the curves' 95th percentiles, when they
+            exceed it; the legend's AUC is then taken on the wider range, which the title says).
     """
 
     benchmark: str
@@ -151,6 +156,7 @@ class EvalResult:
     curves: dict[str, NDArray[np.float64]]
     notes: list[str] = field(default_factory=list)
     auc_threshold: float = BenchmarkConfig.auc_threshold
+    plot_max_error: float | None = None
 
     def errors(self, key: str) -> NDArray[np.float64]:
         """(N,) float64 values of row key ``key`` over all samples (NaN where a row lacks it)."""
@@ -201,11 +207,16 @@ class EvalResult:
         return p
 
     def ced_figure(self) -> Figure:
-        """The CED curves of :attr:`curves` on ``[0, auc_threshold]`` (matplotlib)."""
+        """The CED curves of :attr:`curves` (matplotlib; range: see :attr:`plot_max_error`)."""
         from facegcn_lib import viz
 
         errors = {name: e[np.isfinite(e)] for name, e in self.curves.items() if np.isfinite(e).any()}
-        return viz.ced_figure(errors, max_error=self.auc_threshold, title=self.title)
+        hi = self.plot_max_error
+        if hi is None:
+            p95 = max((float(np.percentile(e, CED_PLOT_PERCENTILE)) for e in errors.values()), default=0.0)
+            hi = max(self.auc_threshold, math.ceil(p95 * 100.0) / 100.0)
+        title = self.title if hi == self.auc_threshold else f"{self.title}\n(legend: AUC on [0, {100 * hi:g}%])"
+        return viz.ced_figure(errors, max_error=hi, title=title)
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
         """Write ``<benchmark>.csv``, ``<benchmark>_summary.csv`` and ``<benchmark>_ced.png``."""

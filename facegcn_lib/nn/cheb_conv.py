@@ -281,7 +281,9 @@ class ChebConv(nn.Module):
                                 "move one with .to(device)")
         weight = self.weight.to(xb.dtype)
         bias = self.bias.to(xb.dtype) if self.bias is not None else None
-        out: torch.Tensor = _ChebConvFunction.apply(xb, weight, bias, self.laplacian)
+        # the layer computes in x's dtype: autocast must not recast its dense products
+        with torch.autocast(xb.device.type, enabled=False):
+            out: torch.Tensor = _ChebConvFunction.apply(xb, weight, bias, self.laplacian)
         return out[0] if single else out
 
     def extra_repr(self) -> str:

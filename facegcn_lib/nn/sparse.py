@@ -141,7 +141,7 @@ def sparse_mm(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if a.dtype != x.dtype:
         a = a.to(x.dtype)
     out = torch.empty((a.shape[0], x.shape[1]), dtype=x.dtype, device=x.device)
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
         if a.layout == torch.sparse_csr:
             torch.mm(a, x, out=out)
         else:
@@ -161,5 +161,6 @@ def sparse_addmm(c: torch.Tensor, a: torch.Tensor, x: torch.Tensor, beta: float 
         return sparse_addmm(c.to(ct), a.to(ct), x.to(ct), beta, alpha).to(x.dtype)
     if a.dtype != x.dtype:
         a = a.to(x.dtype)
-    with torch.no_grad():
+    # autocast would cast the float32 fallback back to bfloat16, which CPU sparse kernels lack
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
         return torch.addmm(c, a, x, beta=beta, alpha=alpha)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from facegcn_lib import viz
 from facegcn_lib.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main
 from facegcn_lib.data.crop import landmark_box
 from facegcn_lib.detect import FaceBox
@@ -132,6 +133,9 @@ def test_synthetic_scores_are_the_metrics(rec: Reconstructor, test_set: Syntheti
     gt = test_set.landmarks[0]
     size = np.sqrt(np.prod(np.ptp(gt[:, :2], axis=0)))
     assert err[0] == pytest.approx(np.linalg.norm(lm[:, :2] - gt[:, :2], axis=1).mean() / size, rel=1e-4)
+    fig = result.ced_figure()  # the untrained model's errors lie beyond 7 %: the axis follows
+    assert fig.axes[0].get_xlim()[1] >= 100 * np.percentile(err, 95) > 7.0
+    viz.save_figure(fig, tmp_path / "ced.png")
     files = result.save(tmp_path / "out")
     assert {p.name for p in files.values()} == {"synthetic.csv", "synthetic_summary.csv",
                                                 "synthetic_ced.png"}

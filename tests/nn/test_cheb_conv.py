@@ -287,3 +287,16 @@ def test_bad_laplacians_and_inputs() -> None:
         layer(torch.randn(2, V, 5, dtype=torch.float64))
     with pytest.raises(ChebConvError, match="floating"):
         layer(torch.ones(2, V, 3, dtype=torch.int64))
+
+
+def test_runs_under_cpu_autocast_bfloat16() -> None:
+    """Mixed precision on the CPU: autocast must not recast the layer's own products."""
+    layer = make_layer().float()
+    x = torch.randn(2, V, 3, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = torch.nn.functional.linear(x, torch.eye(3))  # an autocast op: h is bfloat16
+        y = layer(h)
+    assert y.dtype == torch.bfloat16
+    y.float().square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert layer.weight.grad is not None and torch.isfinite(layer.weight.grad).all()
