@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from facegcn_lib.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main
 from facegcn_lib.data.images import load_image
@@ -17,24 +15,13 @@ from facegcn_lib.mesh.io import read_obj, read_ply
 from tests.tiny_reconstructor import (
     NO_FACE,
     PHOTO,
-    save_tiny_checkpoint,
     shifted_frames,
     write_video,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared machine two threads wait on each other far too often."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("model"))
 
 
 def run(*args: str | Path) -> int:

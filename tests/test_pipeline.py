@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from facegcn_lib.data.crop import CropBox, CropConfig, CropTransform
 from facegcn_lib.data.images import ImageLoadError, load_image
@@ -28,21 +26,11 @@ from facegcn_lib.pipeline import (
     load_pretrained,
     warp_local,
 )
-from tests.tiny_reconstructor import GROUP, PHOTO, save_tiny_checkpoint
+from tests.tiny_reconstructor import GROUP, PHOTO
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared machine two threads wait on each other far too often."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")

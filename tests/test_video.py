@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from facegcn_lib.data.images import load_image
 from facegcn_lib.pipeline import Reconstructor
@@ -26,14 +24,8 @@ from facegcn_lib.video import (
 )
 from tests.tiny_reconstructor import PHOTO, save_tiny_checkpoint, shifted_frames, write_video
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared machine two threads wait on each other far too often."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def one_euro_reference(xs: list[float], dt: float, min_cutoff: float, beta: float,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,24 +33,14 @@ from facegcn_lib.eval.metrics import MEAN_OF_BINS, OVERALL, yaw_bins
 from facegcn_lib.geometry.rotations import euler_to_rotation
 from facegcn_lib.pipeline import Reconstructor, detector_crop_box
 from facegcn_lib.train.build import SYNTH_VAL_SEED
-from tests.tiny_reconstructor import TINY_CONFIG, save_tiny_checkpoint
+from tests.tiny_reconstructor import TINY_CONFIG
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SIZE = TINY_CONFIG.encoder.image_size
 PER_BIN = 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared machine two threads wait on each other far too often."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")
