@@ -22,11 +22,26 @@ FIG_HEIGHT_PX = 420
 
 
 def setup_notebook() -> None:
-    """Make plotly embed plotly.js in notebook outputs (so figures show in the built book)."""
+    """Prepare a notebook kernel so that every figure lands in the cell outputs.
+
+    * plotly embeds plotly.js in the outputs (renderer ``notebook``), so its figures show in the
+      built book, offline;
+    * matplotlib draws with the inline backend even where ``MPLBACKEND`` names another one (a
+      non-interactive ``Agg`` inherited from a CI shell would silently drop every figure).
+
+    Outside an IPython kernel only the plotly renderer is set.
+    """
     import plotly.io as pio
 
     pio.renderers.default = "notebook"
     pio.renderers._activate_pending_renderers()  # plotly.js goes into this cell's output now
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with plotly's notebook renderer
+        return
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        shell.run_line_magic("matplotlib", "inline")
 
 
 def mesh_trace(verts: NDArray, faces: NDArray, intensity: NDArray | None = None,

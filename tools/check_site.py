@@ -160,6 +160,7 @@ def static_checks(site: Path) -> list[str]:
             for needle, what in LAUNCH_LINKS:
                 if needle not in text:
                     problems.append(f"{rel}: a notebook chapter without its {what}")
+            problems += [f"{rel}: {p}" for p in figure_problems(notebook, text)]
         first_fig = text.find(PLOTLY_FIGURE)
         if first_fig >= 0:
             bundle = PLOTLY_BUNDLE.search(text)
@@ -173,6 +174,33 @@ def static_checks(site: Path) -> list[str]:
         problems.append("_static/mathjax/ is missing: sphinx-mathjax-offline did not run")
     if not (site / "searchindex.js").is_file():
         problems.append("searchindex.js is missing: search cannot work")
+    return problems
+
+
+def figure_problems(notebook: Path, page_html: str) -> list[str]:
+    """Captioned figures of ``notebook`` that are missing, or empty, on its built page.
+
+    A code cell with ``{"mystnb": {"figure": {"name": ...}}}`` metadata must become a
+    ``<figure id=name>`` holding an image or a plotly figure. Without this check a figure that
+    the kernel never displayed (say matplotlib on a non-interactive backend) vanishes quietly
+    unless some text happens to reference it.
+    """
+    import json
+
+    problems: list[str] = []
+    cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+    for cell in cells:
+        name = cell.get("metadata", {}).get("mystnb", {}).get("figure", {}).get("name")
+        if not name:
+            continue
+        start = re.search(rf'<figure[^>]*\bid="{re.escape(name)}"', page_html)
+        if start is None:
+            problems.append(f"figure {name!r} is missing (its cell displayed no image or plot)")
+            continue
+        end = page_html.find("</figure>", start.end())
+        body = page_html[start.end():end if end >= 0 else None]
+        if "<img" not in body and PLOTLY_FIGURE not in body and "plotly-graph-div" not in body:
+            problems.append(f"figure {name!r} holds neither an image nor a plotly figure")
     return problems
 
 
