@@ -36,7 +36,7 @@ def setup_notebook() -> None:
     pio.renderers.default = "notebook"
     pio.renderers._activate_pending_renderers()  # plotly.js goes into this cell's output now
     try:
-        from IPython import get_ipython
+        from IPython.core.getipython import get_ipython
     except ImportError:  # pragma: no cover - IPython comes with plotly's notebook renderer
         return
     shell = get_ipython()
