@@ -15,6 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+#: Notebook pages that are not chapters (no summary or exercises), held to every other rule.
+PAGES = [ROOT / "chapters" / "results.ipynb"]
 INSTALL_LINES = (
     'if "google.colab" in sys.modules:',
     '%pip install -q "facegcn @ git+https://github.com/facegcn/facegcn"',
@@ -32,7 +34,7 @@ def _code(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
     return [c for c in nb.cells if c.cell_type == "code"]
 
 
-@pytest.fixture(params=CHAPTERS, ids=[p.stem for p in CHAPTERS])
+@pytest.fixture(params=CHAPTERS + PAGES, ids=[p.stem for p in CHAPTERS + PAGES])
 def chapter(request: pytest.FixtureRequest) -> Path:
     path: Path = request.param
     return path
@@ -83,6 +85,8 @@ class TestChapter:
             f"{chapter.name}: call viz.setup_notebook() before the first figure")
 
     def test_ends_with_summary_and_exercises_with_hidden_solutions(self, chapter: Path) -> None:
+        if chapter in PAGES:
+            pytest.skip("a page, not a chapter")
         text = "\n".join(c.source for c in _read(chapter).cells if c.cell_type == "markdown")
         assert "## Summary" in text, f"{chapter.name}: no '## Summary'"
         tail = text[text.rfind("## Exercises"):] if "## Exercises" in text else ""
@@ -97,7 +101,7 @@ class TestChapter:
 def test_exercise_and_figure_labels_are_unique_across_the_book() -> None:
     seen: dict[str, str] = {}
     clashes = []
-    for path in CHAPTERS:
+    for path in CHAPTERS + PAGES:
         nb = _read(path)
         labels = EXERCISE_LABEL.findall("\n".join(c.source for c in nb.cells
                                                   if c.cell_type == "markdown"))
