@@ -40,8 +40,15 @@ DEFAULT_FACTOR = 4
 DEFAULT_LEVELS = 6
 #: The fewest vertices a level may have (one triangle).
 MIN_LEVEL_VERTS = 3
-#: Bumped whenever the saved layout or the algorithm's output changes (invalidates caches).
+#: Version of the saved file's layout: bumped when it changes (files of another version are
+#: refused, so checkpoints that store their pyramid keep the layout they were written with).
 FORMAT_VERSION = 2
+#: Version of the decimation's output, part of the cache key: bumped whenever the same mesh and
+#: parameters give another pyramid, so stale cache files are not picked up.
+ALGORITHM_VERSION = 2
+#: The decimation parameters that files written before they existed were built with: the
+#: quadrics alone, without the measured stage or the whole-outline rule.
+LEGACY_CONFIG = {"measured_below": 0.0, "keep_outline_fraction": 0.0}
 
 
 class PyramidError(ValueError):
@@ -169,6 +176,7 @@ class MeshPyramid:
         f = np.ascontiguousarray(faces, dtype=np.int64)
         cfg = config or DecimationConfig()
         return cache_file(f"pyramid-{len(v)}v-{n_levels}x{factor}", ".npz", FORMAT_VERSION,
+                          ALGORITHM_VERSION,
                           v.tobytes(), f.tobytes(), int(factor), int(n_levels),
                           json.dumps(to_dict(cfg), sort_keys=True))
 
@@ -236,7 +244,7 @@ class MeshPyramid:
                                        f"{FORMAT_VERSION}; delete it and rebuild")
                 lmax = [float(x) for x in z["lambda_max"]]
                 n = len(lmax)
-                cfg = DecimationConfig(**json.loads(str(z["config_json"])))
+                cfg = DecimationConfig(**{**LEGACY_CONFIG, **json.loads(str(z["config_json"]))})
                 return cls(
                     verts=[z[f"verts_{i}"] for i in range(n)],
                     faces=[z[f"faces_{i}"] for i in range(n)],

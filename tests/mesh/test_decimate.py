@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
+from facegcn_lib.mesh import decimate as decimate_module
 from facegcn_lib.mesh.decimate import (
     DecimationConfig,
     DecimationError,
@@ -16,8 +17,8 @@ from facegcn_lib.mesh.decimate import (
     min_vertex_count,
     vertex_quadrics,
 )
-from facegcn_lib.mesh.fidelity import outline_hausdorff
-from facegcn_lib.mesh.proximity import closest_points
+from facegcn_lib.mesh.fidelity import fidelity, outline_hausdorff
+from facegcn_lib.mesh.proximity import closest_points, point_to_surface_distance
 from facegcn_lib.mesh.topology import (
     boundary_loops,
     boundary_mask,
@@ -71,19 +72,40 @@ def test_exact_counts_and_valid_levels(name: str) -> None:
         assert np.isin(b.kept, a.kept).all()
 
 
+#: The measured stage (tracked surface error, edge flips) from the start, so that small meshes
+#: exercise it: by default it only starts below a tenth of the vertices.
+MEASURED = DecimationConfig(measured_below=1.0)
+
+
+@pytest.mark.parametrize("name", sorted(MESHES))
+def test_measured_stage_gives_valid_levels(name: str) -> None:
+    verts, faces = MESHES[name]
+    targets = [len(verts) // 2, len(verts) // 5, len(verts) // 12]
+    results = decimate_levels(verts, faces, targets, MEASURED)
+    for target, r in zip(targets, results, strict=True):
+        assert len(r.verts) == len(r.kept) == target
+        check_level(verts, faces, r.verts, r.faces, r.kept)
+    for a, b in itertools.pairwise(results):
+        assert np.isin(b.kept, a.kept).all()
+
+
 @pytest.mark.parametrize("cfg", [DecimationConfig(refresh=1), DecimationConfig(area_weighted=True),
-                                 DecimationConfig(length_weight=0.1)])
+                                 DecimationConfig(length_weight=0.1),
+                                 DecimationConfig(measured_below=1.0, flip_edges=False),
+                                 DecimationConfig(measured_below=1.0, preserve_boundary=False),
+                                 DecimationConfig(measured_below=0.0, keep_outline_fraction=0.0)])
 def test_other_settings_give_valid_levels(cfg: DecimationConfig) -> None:
     verts, faces = MESHES["sphere_with_holes"]
     for r in decimate_levels(verts, faces, [200, 60], cfg):
         check_level(verts, faces, r.verts, r.faces, r.kept)
 
 
+@pytest.mark.parametrize("cfg", [DecimationConfig(), MEASURED], ids=["quadric", "measured"])
 @pytest.mark.parametrize("name", sorted(MESHES))
-def test_boundary_is_kept_and_simplified_along_itself(name: str) -> None:
+def test_boundary_is_kept_and_simplified_along_itself(name: str, cfg: DecimationConfig) -> None:
     verts, faces = MESHES[name]
     orig_b = boundary_mask(faces, len(verts))
-    r = decimate(verts, faces, len(verts) // 6)
+    r = decimate(verts, faces, len(verts) // 6, cfg)
     coarse_b = boundary_mask(r.faces, len(r.kept))
     assert orig_b[r.kept[coarse_b]].all(), "a coarse boundary vertex is not an original one"
     assert not orig_b[r.kept[~coarse_b]].any(), "an original boundary vertex went inside"
@@ -101,10 +123,11 @@ def test_without_boundary_preservation_the_outline_moves() -> None:
     assert h_keep < 0.5 * h_free
 
 
-def test_deterministic() -> None:
+@pytest.mark.parametrize("cfg", [DecimationConfig(), MEASURED], ids=["quadric", "measured"])
+def test_deterministic(cfg: DecimationConfig) -> None:
     verts, faces = MESHES["noisy_scan"]
-    a = decimate(verts, faces, 150)
-    b = decimate(verts.copy(), faces.copy(), 150)
+    a = decimate(verts, faces, 150, cfg)
+    b = decimate(verts.copy(), faces.copy(), 150, cfg)
     np.testing.assert_array_equal(a.kept, b.kept)
     np.testing.assert_array_equal(a.faces, b.faces)
     np.testing.assert_array_equal(a.collapses, b.collapses)
@@ -139,6 +162,61 @@ def test_bad_config() -> None:
         DecimationConfig(min_normal_dot=2.0)
     with pytest.raises(DecimationError, match="refresh"):
         DecimationConfig(refresh=3)
+    with pytest.raises(DecimationError, match="measured_below"):
+        DecimationConfig(measured_below=1.5)
+    with pytest.raises(DecimationError, match="keep_outline_fraction"):
+        DecimationConfig(keep_outline_fraction=-0.1)
+    with pytest.raises(DecimationError, match="outline_weight"):
+        DecimationConfig(outline_weight=-1.0)
+
+
+def test_whole_outline_is_kept_while_it_is_a_small_fraction() -> None:
+    verts, faces = MESHES["grid"]  # 400 vertices, 76 on the boundary
+    n_b = int(boundary_mask(faces, len(verts)).sum())
+    cfg = DecimationConfig(keep_outline_fraction=0.5)  # the outline stays whole down to 152
+    above, below = decimate_levels(verts, faces, [2 * n_b, n_b + 20], cfg)
+    assert boundary_mask(above.faces, len(above.kept)).sum() == n_b
+    assert outline_hausdorff(verts, faces, above.verts, above.faces) < 1e-12
+    assert boundary_mask(below.faces, len(below.kept)).sum() < n_b  # then it is simplified
+    free = decimate(verts, faces, 2 * n_b, DecimationConfig(keep_outline_fraction=0.0))
+    assert boundary_mask(free.faces, len(free.kept)).sum() < n_b
+
+
+def test_outline_frozen_until_nothing_else_can_collapse() -> None:
+    # fraction 1 never unfreezes the outline by itself: below the boundary's 20 vertices the
+    # interior runs out, and the outline must give way
+    verts, faces = meshes.grid(6)
+    n_b = int(boundary_mask(faces, len(verts)).sum())
+    for cfg in (DecimationConfig(keep_outline_fraction=1.0), MEASURED):
+        r = decimate(verts, faces, n_b - 5, cfg)
+        check_level(verts, faces, r.verts, r.faces, r.kept)
+
+
+def test_measured_stage_lowers_the_surface_error() -> None:
+    # a curved, irregular surface at a coarse level: the stage's purpose, checked on a small mesh
+    verts, faces = MESHES["noisy_scan"]
+    errors = {}
+    for name, cfg in [("quadric", DecimationConfig(measured_below=0.0)), ("measured", MEASURED),
+                      ("no flips", DecimationConfig(measured_below=1.0, flip_edges=False))]:
+        r = decimate(verts, faces, 60, cfg)
+        errors[name] = fidelity(verts, faces, r.verts, r.faces).surface_mean
+    assert errors["measured"] < 0.9 * errors["quadric"]
+    assert errors["measured"] < errors["no flips"]
+
+
+def test_tracked_distances_are_exact_distances() -> None:
+    # the fan distance with its bounding-sphere shortcut equals the brute-force distance
+    rng = np.random.default_rng(1)
+    verts, faces = meshes.icosphere(1)
+    pos = np.vstack([verts, rng.normal(size=(200, 3))])
+    fan = faces[:12]
+    geo = np.empty((len(fan), 13))
+    decimate_module._fan_geometry(pos, fan, len(fan), geo)
+    dc = np.empty(len(fan))
+    ref = point_to_surface_distance(pos[len(verts):], verts, fan)
+    got = [decimate_module._fan_distance(pos, p, geo, len(fan), dc)
+           for p in range(len(verts), len(pos))]
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
 
 
 def test_unreachable_target_is_reported() -> None:

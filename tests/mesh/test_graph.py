@@ -113,16 +113,49 @@ def test_isolated_vertex_keeps_unit_diagonal() -> None:
     assert np.isfinite(lap).all()
 
 
-def test_lambda_max_exact_dense_and_arpack_paths() -> None:
-    for rows, cols in [(4, 5), (20, 20)]:  # 20 verts: dense solver; 400 verts: ARPACK
+def test_lambda_max_exact_dense_and_lanczos_paths() -> None:
+    for rows, cols in [(4, 5), (20, 20)]:  # 20 verts: dense solver; 400 verts: Lanczos
         verts, faces = grid_mesh(rows, cols)
         lap = normalized_laplacian(faces, len(verts))
         assert (len(verts) > graph.DENSE_EIGEN_MAX_VERTS) == (rows == 20)
         ref = np.linalg.eigvalsh(lap.toarray())[-1]
-        assert lambda_max(lap) == pytest.approx(ref, rel=1e-9)
+        assert lambda_max(lap) == pytest.approx(ref, rel=graph.LAMBDA_MAX_RTOL)
         assert lambda_max(lap) <= 2.0
         comb = combinatorial_laplacian(faces, len(verts))
-        assert lambda_max(comb) == pytest.approx(np.linalg.eigvalsh(comb.toarray())[-1], rel=1e-9)
+        assert lambda_max(comb) == pytest.approx(np.linalg.eigvalsh(comb.toarray())[-1],
+                                                 rel=graph.LAMBDA_MAX_RTOL)
+
+
+def _test_meshes() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    from tests.mesh import meshes
+
+    verts, faces = grid_mesh(17, 23)
+    return {"grid": (verts, faces), "wavy_grid": meshes.grid(24, wave=0.25),
+            "sphere_with_holes": meshes.sphere_with_holes(3), "closed_sphere": meshes.icosphere(3),
+            "noisy_scan": meshes.noisy_scan(900)}
+
+
+@pytest.mark.parametrize("name", sorted(_test_meshes()))
+def test_lanczos_lambda_max_matches_the_dense_spectrum(name: str) -> None:
+    verts, faces = _test_meshes()[name]
+    for lap in (normalized_laplacian(faces, len(verts)), combinatorial_laplacian(faces, len(verts))):
+        ref = np.linalg.eigvalsh(lap.toarray())[-1]
+        got = graph.lanczos_lambda_max(lap)
+        # the documented accuracy, and never above the true value (a Ritz value)
+        assert got == pytest.approx(ref, rel=graph.LAMBDA_MAX_RTOL)
+        assert got <= ref * (1 + 1e-12)
+        # the ~1e-3 the Chebyshev rescaling needs is reached with a looser stop, much sooner
+        assert graph.lanczos_lambda_max(lap, rtol=1e-3) == pytest.approx(ref, rel=1e-3)
+
+
+def test_lanczos_handles_breakdown_and_is_reproducible() -> None:
+    # two disjoint triangles and an isolated vertex: a tiny invariant Krylov space
+    faces = np.array([[0, 1, 2], [3, 4, 5]])
+    lap = normalized_laplacian(faces, 7)
+    assert graph.lanczos_lambda_max(lap) == pytest.approx(1.5, rel=1e-12)
+    verts, faces = grid_mesh(20, 30)
+    lap = normalized_laplacian(faces, len(verts))
+    assert graph.lanczos_lambda_max(lap) == graph.lanczos_lambda_max(lap.copy())
 
 
 def test_lambda_max_bound_only_for_normalized_laplacian() -> None:

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from facegcn_lib.cli import main
+from facegcn_lib.mesh import pyramid as pyramid_module
 from facegcn_lib.mesh.decimate import DecimationConfig, DecimationError
 from facegcn_lib.mesh.pyramid import MeshPyramid, PyramidError, level_sizes
 from facegcn_lib.mesh.topology import boundary_mask, connected_components
@@ -101,6 +102,32 @@ def test_save_load_roundtrip(pyramid: MeshPyramid, tmp_path: Path) -> None:
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(PyramidError, match="rebuild"):
         MeshPyramid.load(tmp_path / "junk.npz")
+
+
+def test_files_from_before_the_measured_stage_still_load(pyramid: MeshPyramid,
+                                                          tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # a file written before DecimationConfig grew fields (checkpoints store such files): it
+    # loads, and says it was built with the quadrics alone
+    import json
+
+    path = pyramid.save(tmp_path / "p.npz")
+    with np.load(path) as z:
+        arrays = dict(z)
+    old_fields = ("preserve_boundary", "boundary_weight", "area_weighted", "min_normal_dot",
+                  "min_quality", "length_weight", "refresh", "validate")
+    cfg = json.loads(str(arrays["config_json"]))
+    arrays["config_json"] = np.asarray(json.dumps({k: cfg[k] for k in old_fields}))
+    with open(tmp_path / "old.npz", "wb") as fh:
+        np.savez(fh, **arrays)
+    old = MeshPyramid.load(tmp_path / "old.npz")
+    assert old.config.measured_below == 0.0 and old.config.keep_outline_fraction == 0.0
+    assert old.sizes == pyramid.sizes
+    # a new algorithm version moves the cache file, the layout version does not change
+    verts, faces = pyramid.verts[0], pyramid.faces[0]
+    before = MeshPyramid.cache_path(verts, faces)
+    monkeypatch.setattr(pyramid_module, "ALGORITHM_VERSION", pyramid_module.ALGORITHM_VERSION + 1)
+    assert MeshPyramid.cache_path(verts, faces) != before
 
 
 def test_cached_builds_once_then_loads(sphere: tuple[np.ndarray, np.ndarray], cache: Path,
