@@ -16,9 +16,22 @@ that load from other processes on a shared machine hits all of them alike: read 
 Run as ``python benchmarks/inference.py`` (``--quick``: batch 1, no ONNX, fewer runs). The
 last line is ``RESULT gcn_decoder_share=<x> onnx_speedup=<y>`` (ResNet-50, BFM, batch 1).
 Chapter 4 imports :func:`run` and :func:`format_tables` for a small table of its own.
+
+Unless the environment says otherwise, torch's OpenMP threads wait passively
+(``OMP_WAIT_POLICY=PASSIVE``): on a machine shared with other jobs, threads that spin-wait at
+the end of every operator burn the cores the other threads need, which multiplied the time of
+the decoder's many small operators (far more than the encoder's few large ones) and made the
+decoder's share swing from run to run. Set ``OMP_WAIT_POLICY`` yourself to measure another policy.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+
+# only before torch loads (OpenMP reads it once); an explicit setting in the environment wins
+if "torch" not in sys.modules:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import logging
@@ -203,7 +216,8 @@ def format_tables(t: Timings) -> str:
     backends = BACKENDS if c.onnx else BACKENDS[:1]
     cols = "".join(f"{f'{be} b{b}':>12}" for b in c.batches for be in backends)
     lines = [f"CPU, threads: {torch.get_num_threads()}, {IMAGE}x{IMAGE} crops, {CODE}-d code; "
-             "medians in ms (a shared machine: read the ratios)", "",
+             "medians in ms (a shared machine: read the ratios); "
+             f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}", "",
              f"{'encoder':<20}{'params':>12}{cols}"]
     for arch in c.encoders:
         lines.append(f"{arch:<20}{t.encoder_params[arch]:>12,}" + "".join(

@@ -20,10 +20,24 @@ on a machine shared with other jobs, wall-clock time, and with it the rate, depe
 load, while CPU time much less so) and, last,
 ``RESULT faces_per_second=<default> fast_faces_per_second=<fast>`` (target: 10 or more on
 2 CPU cores). Run as ``FACEGCN_DATA=/path/to/data python benchmarks/reconstruct.py
-[--threads 2] [--repeats 3] [--device cpu]``.
+[--threads 2] [--repeats 3] [--device cpu] [--backend auto|onnx|torch] [--passes 1]``.
+
+The detector and the encoder run on the pipeline's backend (``--backend``, default: onnxruntime
+when it is installed, :mod:`facegcn_lib.nn.runtime`), the decoder in torch. Unless the
+environment says otherwise, torch's OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE``):
+on a machine shared with other jobs, threads that spin-wait at the end of every operator burn
+the cores the other threads need, and the decoder's many small operators then took 5 to 20
+times their CPU time here. Set ``OMP_WAIT_POLICY`` yourself to measure another policy.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+
+# only before torch loads (OpenMP reads it once); an explicit setting in the environment wins
+if "torch" not in sys.modules:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import statistics
@@ -36,8 +50,10 @@ import torch
 
 from facegcn_lib.data.images import load_image
 from facegcn_lib.face import Face
+from facegcn_lib.nn.runtime import BACKENDS, RuntimeConfig
 from facegcn_lib.paths import require
 from facegcn_lib.pipeline import (
+    PipelineConfig,
     Reconstructor,
     build_untrained,
     default_checkpoint_path,
@@ -94,6 +110,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     p.add_argument("--repeats", type=int, default=3, help="timed passes per model (default 3)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="what runs the detector and the encoder (default: auto)")
+    p.add_argument("--passes", type=int, default=PipelineConfig.passes,
+                   help="network passes per face (default: the pipeline's, %(default)s)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     paths = [require(rel) for rel in PHOTOS]
@@ -101,8 +121,10 @@ def main() -> None:
     pretrained = default_checkpoint_path().is_file()
     default = (load_pretrained(device=a.device) if pretrained
                else build_untrained(default_model_config()))
-    models = {"default": Reconstructor(model=default, device=a.device),
-              "fast": Reconstructor(model=build_untrained(fast_model_config()), device=a.device)}
+    config = PipelineConfig(passes=a.passes, runtime=RuntimeConfig(backend=a.backend))
+    models = {"default": Reconstructor(model=default, device=a.device, config=config),
+              "fast": Reconstructor(model=build_untrained(fast_model_config()), device=a.device,
+                                    config=config)}
     runs = {name: Run() for name in models}
     saved: dict[str, list[list[Face]]] = {}
     for name, rec in models.items():  # warm-up (first-call allocations, numba compilation)
@@ -120,8 +142,12 @@ def main() -> None:
     n_saved = sum(len(f) for f in saved["default"])
     save_s = time.perf_counter() - t0
 
+    rec0 = models["default"]
     print(f"{len(paths)} photos, {runs['default'].faces} faces; {a.threads} threads on {a.device}; "
           f"default weights: {'pretrained' if pretrained else 'untrained'}; medians of {a.repeats}")
+    print(f"{rec0.config.passes} network pass(es) per face; detector on {rec0.detector.backend}, "
+          f"encoder on {rec0.backend}, decoder on torch; "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
     print(f"{'model':<8} {'encoder':<20} {'read s':>7} {'detect s':>9} {'network s':>10} "
           f"{'total s':>8} {'faces/s':>8} {'cpu s':>7} {'faces/cpu-s':>12}")
     rates = {}

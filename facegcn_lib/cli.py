@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -161,7 +162,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     try:
         smoothing = SmoothingConfig(method=args.smooth)
         detector = DetectorConfig() if args.min_score is None else DetectorConfig(min_score=args.min_score)
-        config = PipelineConfig(passes=args.passes)
+        config = PipelineConfig(passes=args.passes, flip=args.flip)
         n_files = len(collect_inputs(args.inputs))
         rec = Reconstructor(args.checkpoint, args.device, detector, config)
     except (InputNotFoundError, DeviceUnavailableError, SmoothingConfigError,
@@ -195,6 +196,9 @@ def _add_reconstruct(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps", "auto"),
                    help="where the networks run (default: %(default)s)")
     p.add_argument("--checkpoint", help="a model checkpoint (default: the pretrained model)")
+    p.add_argument("--flip", action="store_true",
+                   help="average each face with the prediction for its mirror image (twice the "
+                        "network work; see the results page of the book for its effect)")
     p.add_argument("--passes", type=int, default=1,
                    help="network passes per face, each later one re-cropping from the last "
                         "prediction (default: 1)")
@@ -536,6 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``facegcn`` command; returns the exit code."""
+    # torch's OpenMP threads wait passively for work instead of spinning: on a machine shared
+    # with other jobs spinning costs several times the work itself (benchmarks/reconstruct.py).
+    # It must be set before torch is first imported, which the subcommands do lazily.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

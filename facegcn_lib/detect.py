@@ -14,6 +14,7 @@ weighted non-maximum suppression.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -28,6 +29,9 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import nn
+
+from facegcn_lib.nn.runtime import RuntimeConfig, onnx_module_or_none
+from facegcn_lib.paths import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +130,8 @@ class TFLiteGraph(nn.Module):
 
     SUPPORTED = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "ADD", "RELU", "PAD",
                            "RESHAPE", "CONCATENATION", "RESIZE_BILINEAR"})
+    #: operators whose output is a new tensor (never a view of an input)
+    _FRESH = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "ADD"})
 
     def __init__(self, meta: dict[str, Any], consts: dict[int, NDArray]) -> None:
         super().__init__()
@@ -148,6 +154,13 @@ class TFLiteGraph(nn.Module):
             for i in ins:  # float constants used by ADD and the like
                 if i in consts and consts[i].dtype.kind == "f" and i not in self.params:
                     self._register(i, consts[i])
+        # a RELU may overwrite its input when that is a fresh result read by nothing else
+        readers: dict[int, int] = {}
+        for i in [j for op in meta["ops"] for j in op["in"]] + list(meta["outputs"]):
+            readers[i] = readers.get(i, 0) + 1
+        fresh = {op["out"][0] for op in meta["ops"] if op["op"] in self._FRESH}
+        self.inplace_relu = {k for k, op in enumerate(meta["ops"]) if op["op"] == "RELU"
+                             and op["in"][0] in fresh and readers[op["in"][0]] == 1}
 
     def _register(self, idx: int, value: NDArray) -> None:
         name = f"t{idx}"
@@ -161,10 +174,12 @@ class TFLiteGraph(nn.Module):
 
     @staticmethod
     def _act(x: torch.Tensor, code: int) -> torch.Tensor:
+        """A fused activation, in place on ``x`` (a fresh result) when no gradient is recorded."""
+        inplace = not (torch.is_grad_enabled() and x.requires_grad)
         if code == _RELU:
-            return F.relu(x)
+            return F.relu(x, inplace=inplace)
         if code == _RELU6:
-            return F.relu6(x)
+            return F.relu6(x, inplace=inplace)
         return x
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -173,19 +188,23 @@ class TFLiteGraph(nn.Module):
         def get(i: int) -> torch.Tensor:
             return vals[i] if i in vals else self._const(i)
 
-        for op in self.meta["ops"]:
+        for n, op in enumerate(self.meta["ops"]):
             kind, ins, opt = op["op"], op["in"], op["opt"]
             a = get(ins[0])
             if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
                 w = self._const(ins[1])
                 b = self._const(ins[2]) if len(ins) > 2 and ins[2] >= 0 else None
                 s, d = (opt["StrideH"], opt["StrideW"]), (opt.get("DilationHFactor", 1), opt.get("DilationWFactor", 1))
+                pad = (0, 0)
                 if opt["Padding"] == _SAME:
                     ph = _same_pad(a.shape[2], w.shape[2], s[0], d[0])
                     pw = _same_pad(a.shape[3], w.shape[3], s[1], d[1])
-                    a = F.pad(a, (pw[0], pw[1], ph[0], ph[1]))
+                    if ph[0] == ph[1] and pw[0] == pw[1]:  # symmetric: the convolution pads
+                        pad = (ph[0], pw[0])
+                    else:
+                        a = F.pad(a, (pw[0], pw[1], ph[0], ph[1]))
                 groups = a.shape[1] if kind == "DEPTHWISE_CONV_2D" else 1
-                y = F.conv2d(a, w, b, stride=s, dilation=d, groups=groups)
+                y = F.conv2d(a, w, b, stride=s, padding=pad, dilation=d, groups=groups)
                 y = self._act(y, opt.get("FusedActivationFunction", 0))
             elif kind == "MAX_POOL_2D":
                 k, s = (opt["FilterHeight"], opt["FilterWidth"]), (opt["StrideH"], opt["StrideW"])
@@ -196,7 +215,7 @@ class TFLiteGraph(nn.Module):
             elif kind == "ADD":
                 y = self._act(a + get(ins[1]), opt.get("FusedActivationFunction", 0))
             elif kind == "RELU":
-                y = F.relu(a)
+                y = self._act(a, _RELU) if n in self.inplace_relu else F.relu(a)
             elif kind == "PAD":  # paddings are NHWC [[n0,n1],[h0,h1],[w0,w1],[c0,c1]]
                 p = self._const(ins[1])
                 y = F.pad(a, (p[2][0], p[2][1], p[1][0], p[1][1], p[3][0], p[3][1]))
@@ -318,19 +337,32 @@ def default_model_path() -> Path:
 class FaceDetector:
     """Find faces in a photo.
 
+    Args:
+        config: thresholds, tiling, the number of faces.
+        device: where the torch backend runs.
+        model_path: a BlazeFace full-range ``.tflite`` file (default: the bundled one).
+        runtime: the backend (:class:`~facegcn_lib.nn.runtime.RuntimeConfig`; by default
+            onnxruntime on the CPU when it is installed, else torch).
+
     Example:
         >>> faces = FaceDetector()(image)   # image: (H, W, 3) uint8 RGB; a list of FaceBox
     """
 
     def __init__(self, config: DetectorConfig | None = None, device: str | torch.device = "cpu",
-                 model_path: Path | None = None) -> None:
+                 model_path: Path | None = None, runtime: RuntimeConfig | None = None) -> None:
         self.config = config or DetectorConfig()
         path = model_path or default_model_path()
         if not path.is_file():
             raise DetectorError(f"face detector model not found at {path}; reinstall facegcn")
-        self.net = _load_graph(str(path)).to(device)
         self.device = torch.device(device)
+        graph = _load_graph(str(path))
+        # our own copy (the parsed graph is shared); channels-last is faster on the CPU
+        self._layout = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self.net = copy.deepcopy(graph).to(self.device).to(memory_format=self._layout)
         self.input_size = int(self.net.meta["input_shape"][1])
+        self.onnx = onnx_module_or_none(
+            graph, torch.zeros(1, 3, self.input_size, self.input_size), "blazeface",
+            runtime or RuntimeConfig(), self.device, key=(file_sha256(path),))
         grid = self.input_size // self.config.anchor_stride
         c = (np.arange(grid) + 0.5) / grid
         ax, ay = np.meshgrid(c, c)
@@ -352,7 +384,7 @@ class FaceDetector:
             views += [(x, y, side) for y in ys for x in xs]
         return views
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(self, image: NDArray[np.uint8]) -> list[FaceBox]:
         """Detect faces.
 
@@ -367,15 +399,24 @@ class FaceDetector:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
         h, w = image.shape[:2]
         views = self._views(h, w)
-        img = torch.from_numpy(np.array(image, copy=True)).to(self.device).permute(2, 0, 1).float()
+        # (1, 3, H, W) in the channels-last layout; the CPU resizes uint8 pixels (several times
+        # faster than float, the same filter up to rounding), other devices float ones
+        img = torch.from_numpy(np.array(image, copy=True)).to(self.device).permute(2, 0, 1)[None]
+        if self.device.type != "cpu":
+            img = img.float()
         batch = []
         for x0, y0, side in views:
-            crop = img[:, y0:y0 + side, x0:x0 + side]
-            crop = F.pad(crop, (0, side - crop.shape[2], 0, side - crop.shape[1]))  # pad right/bottom
-            batch.append(F.interpolate(crop[None], size=(self.input_size, self.input_size),
-                                       mode="bilinear", antialias=True, align_corners=False)[0])
-        x = torch.stack(batch) / 127.5 - 1.0
-        regressors, logits = self.net(x)
+            crop = img[:, :, y0:y0 + side, x0:x0 + side]
+            if crop.shape[2] != side or crop.shape[3] != side:  # pad right/bottom
+                crop = F.pad(crop, (0, side - crop.shape[3], 0, side - crop.shape[2]))
+            batch.append(F.interpolate(crop.contiguous(memory_format=torch.channels_last),
+                                       size=(self.input_size, self.input_size),
+                                       mode="bilinear", antialias=True, align_corners=False))
+        x = torch.cat(batch).float() / 127.5 - 1.0
+        if self.onnx is not None:
+            regressors, logits = self.onnx(x)
+        else:
+            regressors, logits = self.net(x.contiguous(memory_format=self._layout))
         scores = torch.sigmoid(logits[..., 0].clamp(-RAW_SCORE_CLIP, RAW_SCORE_CLIP)).cpu().numpy()
         raw = regressors.cpu().numpy().astype(np.float64) / self.input_size
         all_boxes, all_scores, all_kps = [], [], []
@@ -402,8 +443,14 @@ class FaceDetector:
                  for b, s, k in merged]
         return faces[: self.config.max_faces]
 
+    @property
+    def backend(self) -> str:
+        """``"onnx"`` or ``"torch"``: what runs the network (see :mod:`facegcn_lib.nn.runtime`)."""
+        return "torch" if self.onnx is None else "onnx"
+
     def __repr__(self) -> str:
-        return f"FaceDetector(BlazeFace full range {self.input_size}px, {self.config})"
+        return (f"FaceDetector(BlazeFace full range {self.input_size}px, {self.backend}, "
+                f"{self.config})")
 
 
 def graph_summary(net: TFLiteGraph) -> str:

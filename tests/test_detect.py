@@ -17,6 +17,7 @@ from facegcn_lib.detect import (
     iou,
     weighted_nms,
 )
+from facegcn_lib.nn.runtime import RuntimeConfig
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -45,6 +46,35 @@ def test_batched_equals_single() -> None:
         batched = net(x)[0]
         single = torch.cat([net(x[i:i + 1])[0] for i in range(3)])
     torch.testing.assert_close(batched, single, atol=1e-4, rtol=1e-4)
+
+
+def test_channels_last_and_in_place_operators_change_nothing() -> None:
+    # FaceDetector's torch copy: channels-last weights, padding folded into the convolutions,
+    # activations in place; the shared graph as parsed stays as it was
+    graph = _load_graph(str(default_model_path()))
+    torch_det = FaceDetector(runtime=RuntimeConfig(backend="torch"))
+    assert torch_det.onnx is None and torch_det.backend == "torch" and torch_det.net is not graph
+    assert graph.inplace_relu  # BlazeFace's residual RELUs overwrite their fresh sums
+    x = torch.rand(2, 3, 192, 192) * 2 - 1
+    with torch.no_grad():
+        ref = graph(x)
+        before = x.clone()
+        got = torch_det.net(x.contiguous(memory_format=torch.channels_last))
+    assert torch.equal(x, before)
+    for g, r in zip(got, ref, strict=True):
+        torch.testing.assert_close(g, r, atol=1e-3, rtol=1e-4)
+
+
+def test_onnxruntime_and_torch_find_the_same_faces(data_root: Path) -> None:
+    image = _rgb(data_root / "photos/bald_guys.jpg")
+    on_onnx = FaceDetector()  # auto: onnxruntime is installed
+    assert on_onnx.backend == "onnx" and "onnx" in repr(on_onnx)
+    a = on_onnx(image)
+    b = FaceDetector(runtime=RuntimeConfig(backend="torch"))(image)
+    assert len(a) == len(b)
+    np.testing.assert_allclose(np.stack([f.as_array() for f in a]),
+                               np.stack([f.as_array() for f in b]), atol=0.05)
+    np.testing.assert_allclose([f.score for f in a], [f.score for f in b], atol=1e-4)
 
 
 def test_finds_every_face_in_a_group_photo(data_root: Path) -> None:

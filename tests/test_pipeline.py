@@ -8,12 +8,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from facegcn_lib.data.crop import CropBox, CropConfig, CropTransform
 from facegcn_lib.data.images import ImageLoadError, load_image
 from facegcn_lib.detect import FaceBox, iou
 from facegcn_lib.face import Face, sample_colors
 from facegcn_lib.mesh.io import read_obj, read_ply
+from facegcn_lib.nn.runtime import RuntimeConfig
 from facegcn_lib.overlay import front_facing
 from facegcn_lib.pipeline import (
     PipelineConfig,
@@ -218,10 +220,28 @@ def test_detector_box_maps_to_the_landmark_crop() -> None:
 
 
 def test_more_passes_change_the_crop(rec: Reconstructor, photo: np.ndarray) -> None:
-    one = Reconstructor(model=rec.model, config=PipelineConfig(passes=1))
-    (a,) = one(photo)
+    assert rec.config.passes == 1  # the default
+    two = Reconstructor(model=rec.model, config=PipelineConfig(passes=2))
+    (a,) = two(photo)
     (b,) = rec(photo)
     assert not np.allclose(a.verts_img, b.verts_img)
+
+
+def test_torch_and_onnxruntime_backends_agree(rec: Reconstructor, checkpoint: Path,
+                                              photo: np.ndarray) -> None:
+    on_torch = Reconstructor(checkpoint, config=PipelineConfig(
+        runtime=RuntimeConfig(backend="torch")))
+    assert (rec.backend, rec.detector.backend) == ("onnx", "onnx")  # auto, onnxruntime installed
+    assert (on_torch.backend, on_torch.detector.backend) == ("torch", "torch")
+    crops = torch.rand(3, 3, rec.size, rec.size)
+    with torch.no_grad():
+        ref = rec.model(crops)
+    torch.testing.assert_close(rec.network(crops), ref, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(on_torch.network(crops), ref, atol=1e-4, rtol=1e-4)
+    (a,) = rec(photo)
+    (b,) = on_torch(photo)
+    np.testing.assert_allclose(a.box, b.box, atol=0.05)  # pixels
+    np.testing.assert_allclose(a.verts_img, b.verts_img, atol=0.05)
 
 
 def test_the_template_mesh_faces_the_camera(photo_faces: list[Face]) -> None:

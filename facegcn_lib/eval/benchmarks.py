@@ -16,7 +16,7 @@ CSV files and a CED plot):
   The synthetic ground-truth landmarks are the ICT model's own 68 vertices, so the model's
   landmarks are taken at the *same* vertices (``Prediction.lmks68``), not at the BFM
   definition the pipeline reports for photos.
-* :func:`evaluate_aflw2000`: the whole pipeline (detector, two-pass crop, network) on every
+* :func:`evaluate_aflw2000`: the whole pipeline (detector, crop, network) on every
   AFLW2000-3D image in the data directory, scored with 3DDFA's protocol
   (:mod:`facegcn_lib.eval.metrics`) against the original or the re-annotated landmarks; the
   reported landmarks follow AFLW2000-3D's (BFM) definition

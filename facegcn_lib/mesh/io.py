@@ -110,16 +110,19 @@ def write_obj(path: str | Path, verts: NDArray, faces: NDArray,
     """
     p = Path(path)
     v = np.asarray(verts, dtype=np.float64)
-    buf = io.StringIO()
     if colors is not None:
         c = np.asarray(colors)
         c = c / 255.0 if c.dtype == np.uint8 else c.astype(np.float64)
-        np.savetxt(buf, np.hstack([v, c]), fmt="v %.6f %.6f %.6f %.4f %.4f %.4f")
+        text = _rows(np.hstack([v, c]), "v %.6f %.6f %.6f %.4f %.4f %.4f")
     else:
-        np.savetxt(buf, v, fmt="v %.6f %.6f %.6f")
-    np.savetxt(buf, np.asarray(faces, dtype=np.int64) + 1, fmt="f %d %d %d")
-    p.write_text(buf.getvalue())
+        text = _rows(v, "v %.6f %.6f %.6f")
+    p.write_text(text + _rows(np.asarray(faces, dtype=np.int64) + 1, "f %d %d %d"))
     return p
+
+
+def _rows(values: NDArray, fmt: str) -> str:
+    """``np.savetxt``'s text (one ``fmt % row`` per line), formatted in one go (several times faster)."""
+    return ((fmt + "\n") * len(values)) % tuple(values.ravel().tolist())
 
 
 def write_ply(path: str | Path, verts: NDArray, faces: NDArray,

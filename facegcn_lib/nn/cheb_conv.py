@@ -34,12 +34,23 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from facegcn_lib.mesh.graph import mesh_graph
-from facegcn_lib.nn.sparse import Layout, is_symmetric, sparse_addmm, sparse_mm, to_torch_sparse
+from facegcn_lib.nn.sparse import (
+    Layout,
+    is_symmetric,
+    sparse_addmm,
+    sparse_addmm_,
+    sparse_mm,
+    to_torch_sparse,
+)
 
 #: The paper's Chebyshev order (filters are polynomials of degree K - 1 = 2: 2-ring support).
 PAPER_K = 3
 #: How many Laplacian tensors :func:`cheb_laplacian` keeps.
 LAPLACIAN_CACHE_SIZE = 32
+#: At inference, a layer with fewer output channels than this mixes its K terms in one
+#: product with the transposed output, ``(K F_out, F_in) @ (F_in, V B)``: BLAS is several
+#: times slower on a tall product with so few columns (e.g. the decoder's last layer, to x, y, z).
+NARROW_OUTPUT = 8
 #: The weight gradient ``T_k^T G`` reduces over B * V rows; split into up to this many blocks,
 #: it runs as a batched product on every thread (one long reduction runs on one thread).
 WEIGHT_GRAD_SPLIT = 16
@@ -93,6 +104,72 @@ def chebyshev_transpose_sum(laplacian: torch.Tensor, coeffs: list[torch.Tensor])
         b2, b1 = b1, nxt
     out = sparse_addmm(coeffs[0], laplacian, b1)
     return out.sub_(b2) if b2 is not None else out
+
+
+def chebyshev_sum_(laplacian: torch.Tensor, coeffs: list[torch.Tensor]) -> torch.Tensor:
+    """``sum_k T_k(L~) c_k`` by Clenshaw's recurrence, overwriting the ``c_k``; no autograd.
+
+    :func:`chebyshev_transpose_sum` for inference: on the CPU every sparse product
+    accumulates into a ``c_k`` in place (:func:`~facegcn_lib.nn.sparse.sparse_addmm_`), so
+    the sum needs no buffer of its own. The ``c_k`` must be contiguous (V, N) tensors that
+    the caller no longer needs; the result may share memory with ``c_0``.
+    """
+    K = len(coeffs)
+    if K == 1:
+        return coeffs[0]
+    b2: torch.Tensor | None = None
+    b1 = coeffs[K - 1]
+    for k in range(K - 2, 0, -1):
+        nxt = sparse_addmm_(coeffs[k], laplacian, b1, alpha=2.0)
+        if b2 is not None:
+            nxt.sub_(b2)
+        b2, b1 = b1, nxt
+    out = sparse_addmm_(coeffs[0], laplacian, b1)
+    return out.sub_(b2) if b2 is not None else out
+
+
+def cheb_conv_inference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                        laplacian: torch.Tensor) -> torch.Tensor:
+    """``sum_k T_k(L~) x W_k + b`` without autograd, in the cheaper of two orders.
+
+    With fewer output than input channels (or as many), the channels are mixed first,
+    ``c_k = x W_k`` (one product per term, the bias folded into ``c_0``), and Clenshaw's
+    recurrence sums ``T_k(L~) c_k`` (:func:`chebyshev_sum_`): the sparse products run on
+    ``F_out`` columns instead of ``F_in``, in place. Otherwise the Chebyshev basis of ``x`` is
+    built first, as in training. The result equals the training forward up to round-off.
+
+    Args:
+        x: (B, V, F_in). weight: (K, F_in, F_out). bias: (F_out,) or ``None``.
+        laplacian: (V, V) sparse, symmetric.
+
+    Returns:
+        (B, V, F_out), a (B, V) view of a vertex-major buffer (like :class:`ChebConv`'s).
+    """
+    B, V, F_in = x.shape
+    K, _, F_out = weight.shape
+    if F_out > F_in or K == 1:
+        x0 = x.transpose(0, 1).reshape(V, B * F_in)
+        terms = chebyshev_basis(laplacian, x0, K)
+        rows = [t.reshape(V * B, F_in) for t in terms]
+        out = torch.addmm(bias, rows[0], weight[0]) if bias is not None else rows[0] @ weight[0]
+        for k in range(1, K):
+            out.addmm_(rows[k], weight[k])
+    else:
+        rows0 = x.transpose(0, 1).reshape(V * B, F_in)
+        if F_out < NARROW_OUTPUT:  # all K products at once, transposed: (K F_out, V B)
+            mixed = weight.transpose(1, 2).reshape(K * F_out, F_in) @ rows0.t()
+            coeffs = [mixed[k * F_out:(k + 1) * F_out].t().contiguous().view(V, B * F_out)
+                      for k in range(K)]
+            if bias is not None:
+                coeffs[0].view(V * B, F_out).add_(bias)
+        else:
+            # (F_out, F_in) weights passed transposed: MKL's kernel for a tall product is up
+            # to twice as fast with the small operand in this layout
+            w_t = weight.transpose(1, 2).contiguous()
+            coeffs = [(torch.addmm(bias, rows0, w_t[k].t()) if k == 0 and bias is not None
+                       else rows0 @ w_t[k].t()).view(V, B * F_out) for k in range(K)]
+        out = chebyshev_sum_(laplacian, coeffs)
+    return out.view(V, B, F_out).transpose(0, 1)
 
 
 def _split_rows(n: int, most: int = WEIGHT_GRAD_SPLIT) -> int:
@@ -205,7 +282,9 @@ class ChebConv(nn.Module):
         both (on the CPU the sparse products of half/bfloat16 inputs run in float32). The output
         is a (B, V)-ordered view of a vertex-major buffer: the next ``ChebConv`` reads it without
         a copy, elementwise ops keep that layout, and ``.contiguous()`` gives a packed tensor.
-        The backward is hand-written (first derivatives only, no double backward).
+        The backward is hand-written (first derivatives only, no double backward). When no
+        gradient is needed (``torch.no_grad``, inference mode, or nothing requiring one) the
+        forward is :func:`cheb_conv_inference`: the same result, with fewer and cheaper products.
 
     See chapter 1, ``chapters/01_spectral_convolution.ipynb``.
     """
@@ -283,7 +362,12 @@ class ChebConv(nn.Module):
         bias = self.bias.to(xb.dtype) if self.bias is not None else None
         # the layer computes in x's dtype: autocast must not recast its dense products
         with torch.autocast(xb.device.type, enabled=False):
-            out: torch.Tensor = _ChebConvFunction.apply(xb, weight, bias, self.laplacian)
+            out: torch.Tensor
+            if torch.is_grad_enabled() and (xb.requires_grad or self.weight.requires_grad or (
+                    self.bias is not None and self.bias.requires_grad)):
+                out = _ChebConvFunction.apply(xb, weight, bias, self.laplacian)
+            else:  # inference: no terms kept for a backward, the cheaper order of products
+                out = cheb_conv_inference(xb, weight, bias, self.laplacian)
         return out[0] if single else out
 
     def extra_repr(self) -> str:
@@ -311,8 +395,9 @@ def cheb_laplacian(verts: NDArray | int, faces: NDArray, *, exact: bool = True,
         verts: (V, 3) vertex positions (only their number V is used: the Laplacian depends on
             the connectivity alone), or V itself.
         faces: (F, 3) int triangles, 0-based.
-        exact: scale by the exact ``lambda_max`` of the normalized Laplacian (ARPACK, under a
-            second for 53,215 vertices) or by its bound 2 (PyG's default).
+        exact: scale by the exact ``lambda_max`` of the normalized Laplacian (a Lanczos
+            iteration, :func:`~facegcn_lib.mesh.graph.lambda_max`: a fraction of a second for
+            53,215 vertices) or by its bound 2 (PyG's default).
         layout: ``"csr"`` (fast) or ``"coo"``.
         dtype: values' dtype (default :func:`torch.get_default_dtype`).
         device: where to put it (default CPU).

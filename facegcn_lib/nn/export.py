@@ -190,14 +190,20 @@ def export_onnx(model: nn.Module, path: str | Path, image_size: int,
     return p
 
 
-def onnx_session(path: str | Path, threads: int | None = None) -> Any:
-    """An onnxruntime CPU ``InferenceSession`` for an exported model (``threads``: intra-op)."""
+def onnx_session(path: str | Path, threads: int | None = None, spin: bool = False) -> Any:
+    """An onnxruntime CPU ``InferenceSession`` for an exported model (``threads``: intra-op).
+
+    Its idle threads sleep rather than spin-wait unless ``spin`` (see
+    :class:`~facegcn_lib.nn.runtime.RuntimeConfig`).
+    """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     if threads is not None:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 

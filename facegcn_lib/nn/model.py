@@ -141,7 +141,21 @@ class FaceGCN(nn.Module):
             verts_n = self(images)
         finally:
             self.train(was_training)
-        crop_px = normalized_to_crop(verts_n, images.shape[-1])
+        return self.place(verts_n, crop_to_image, images.shape[-1])
+
+    @torch.no_grad()
+    def place(self, verts_n: torch.Tensor, crop_to_image: torch.Tensor, size: int) -> Prediction:
+        """The :class:`Prediction` of vertices the network gave in the normalised crop frame.
+
+        What :meth:`predict` does after the forward pass, for callers that run the network
+        themselves (e.g. :class:`~facegcn_lib.pipeline.Reconstructor` with onnxruntime).
+
+        Args:
+            verts_n: (B, V, 3) the network's output.
+            crop_to_image: (B, 3, 3) crop pixels -> image pixels, as in :meth:`predict`.
+            size: S, the crops' side in pixels.
+        """
+        crop_px = normalized_to_crop(verts_n, size)
         crop_matrix = torch.linalg.inv(crop_to_image.to(torch.float64))
         z_scale = torch.linalg.det(crop_matrix[:, :2, :2]).abs().sqrt()
         verts = uncrop_points(crop_px, crop_matrix.to(crop_px.device), z_scale.to(crop_px.device))

@@ -90,7 +90,8 @@ class VertexNorm(nn.Module):
                 return native.transpose(1, 2)
             centred = x - self._mean(x)
             var = self._mean(centred * centred)
-            return centred * (torch.rsqrt(var + self.eps) * self.weight) + self.bias
+            # (x - mean) * scale + shift in one pass over the features
+            return torch.addcmul(self.bias, centred, torch.rsqrt(var + self.eps) * self.weight)
         if self.batch_norm is not None:
             _, v, c = x.shape
             flat: torch.Tensor = self.batch_norm(x.transpose(0, 1).reshape(-1, c))
@@ -137,12 +138,20 @@ class ResGCNBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Refine ``(B, V, in_channels)`` features to ``(B, V, out_channels)``."""
-        h = self.act(self.norm1(self.conv1(x)))
+        if torch.is_grad_enabled():
+            h = self.act(self.norm1(self.conv1(x)))
+            h = self.norm2(self.conv2(h))
+            if self.shortcut is not None:
+                h = h + self.shortcut(x)
+            out: torch.Tensor = self.act(h)
+            return out
+        # inference: the same operations, in place on the fresh intermediate results
+        slope = self.act.negative_slope
+        h = F.leaky_relu_(self.norm1(self.conv1(x)), slope)
         h = self.norm2(self.conv2(h))
         if self.shortcut is not None:
-            h = h + self.shortcut(x)
-        out: torch.Tensor = self.act(h)
-        return out
+            h = h.add_(self.shortcut(x))
+        return F.leaky_relu_(h, slope)
 
 
 class ResGCNDecoder(nn.Module):

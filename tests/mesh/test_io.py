@@ -47,6 +47,20 @@ def test_obj_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(back.faces, obj.faces)
 
 
+def test_obj_text_is_what_savetxt_writes(tmp_path: Path) -> None:
+    import io
+
+    rng = np.random.default_rng(0)
+    verts, colors = rng.normal(size=(7, 3)), rng.integers(0, 256, (7, 3), dtype=np.uint8)
+    faces = rng.integers(0, 7, (5, 3))
+    ref = io.StringIO()
+    np.savetxt(ref, np.hstack([verts, colors / 255.0]), fmt="v %.6f %.6f %.6f %.4f %.4f %.4f")
+    np.savetxt(ref, faces + 1, fmt="f %d %d %d")
+    assert write_obj(tmp_path / "m.obj", verts, faces, colors).read_text() == ref.getvalue()
+    empty = write_obj(tmp_path / "e.obj", np.zeros((0, 3)), np.zeros((0, 3), dtype=int))
+    assert empty.read_text() == ""
+
+
 def test_ply_round_trip(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     verts = rng.normal(size=(20, 3)).astype(np.float32)

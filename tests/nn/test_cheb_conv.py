@@ -72,6 +72,36 @@ def test_equals_spectral_filtering_the_slow_way(K: int, exact: bool) -> None:
                                atol=1e-10)
 
 
+@pytest.mark.parametrize(("f_in", "f_out"), [(3, 4), (4, 4), (6, 4), (16, 3), (5, 1)])
+@pytest.mark.parametrize("K", [1, 2, 3, 4])
+@pytest.mark.parametrize("bias", [True, False])
+def test_inference_equals_spectral_filtering_and_the_training_forward(
+        f_in: int, f_out: int, K: int, bias: bool) -> None:
+    # without autograd the layer mixes channels first where F_out <= F_in (Clenshaw's sum, in
+    # place; one transposed product below NARROW_OUTPUT channels) and builds the basis otherwise
+    layer = make_layer(f_in, f_out, K=K, bias=bias)
+    x = torch.randn(3, V, f_in, dtype=torch.float64)
+    with torch.no_grad():
+        fast = layer(x)
+        single = layer(x[1])
+    train = layer(x.requires_grad_())
+    assert train.requires_grad and not fast.requires_grad
+    torch.testing.assert_close(fast, train.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fast, spectral_reference(layer, x), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(single, fast[1], rtol=1e-12, atol=1e-12)
+
+
+def test_inference_leaves_its_input_alone_and_runs_in_float32() -> None:
+    layer = make_layer(4, 4).float()
+    x = torch.randn(2, V, 4)
+    before = x.clone()
+    with torch.no_grad():
+        y = layer(x)
+    assert torch.equal(x, before) and y.dtype == torch.float32
+    torch.testing.assert_close(y.double(), spectral_reference(layer, x.double()).float().double(),
+                               rtol=1e-4, atol=1e-4)
+
+
 def test_batched_equals_per_sample_and_unbatched() -> None:
     layer = make_layer()
     x = torch.randn(4, V, 3, dtype=torch.float64)

@@ -56,6 +56,36 @@ def test_block_matches_slow_reference(tiny_target: TargetMesh, c_in: int, c_out:
 
 @pytest.mark.parametrize("norm", ["instance", "batch", "none"])
 @pytest.mark.parametrize("residual", [True, False])
+@pytest.mark.parametrize(("c_in", "c_out"), [(6, 6), (6, 4)])
+def test_block_inference_equals_training_forward(tiny_target: TargetMesh, norm: str,
+                                                 residual: bool, c_in: int, c_out: int) -> None:
+    # without autograd the block works in place on its intermediate results
+    torch.manual_seed(3)
+    lap = tiny_target.pyramid.laplacian(0)
+    block = ResGCNBlock(c_in, c_out, lap, norm=norm, residual=residual).double().eval()
+    for p in block.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    x = torch.randn(3, lap.shape[0], c_in, dtype=torch.float64)
+    before = x.clone()
+    with torch.no_grad():
+        fast = block(x)
+    assert torch.equal(x, before)
+    torch.testing.assert_close(fast, block(x.requires_grad_()).detach(), rtol=1e-12, atol=1e-12)
+
+
+def test_decoder_inference_equals_training_forward(tiny_target: TargetMesh) -> None:
+    torch.manual_seed(4)
+    dec = ResGCNDecoder(CODE, DecoderConfig(channels=(16, 8, 8)), tiny_target.pyramid).double()
+    for p in dec.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    code = torch.randn(2, CODE, dtype=torch.float64)
+    with torch.no_grad():
+        fast = dec(code)
+    torch.testing.assert_close(fast, dec(code).detach(), rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch", "none"])
+@pytest.mark.parametrize("residual", [True, False])
 def test_block_options(tiny_target: TargetMesh, norm: str, residual: bool) -> None:
     lap = tiny_target.pyramid.laplacian(0)
     block = ResGCNBlock(4, 6, lap, norm=norm, residual=residual).eval()

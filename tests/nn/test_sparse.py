@@ -11,6 +11,7 @@ from facegcn_lib.nn.sparse import (
     SparseInputError,
     is_symmetric,
     sparse_addmm,
+    sparse_addmm_,
     sparse_mm,
     to_torch_sparse,
 )
@@ -79,6 +80,24 @@ def test_kernels_match_dense(layout: str, dtype: torch.dtype) -> None:
     got = sparse_addmm(c.to(dtype), a, x.to(dtype), beta=-1.0, alpha=2.0)
     assert got.dtype == dtype
     torch.testing.assert_close(got.double(), 2 * dense @ x - c, rtol=tol, atol=tol * 10)
+
+
+@pytest.mark.parametrize("layout", ["csr", "coo"])
+def test_in_place_addmm(layout: str) -> None:
+    m = random_matrix()
+    a = to_torch_sparse(m, layout=layout, dtype=torch.float64)  # type: ignore[arg-type]
+    x = torch.randn(12, 5, dtype=torch.float64)
+    c = torch.randn(12, 5, dtype=torch.float64)
+    expected = c + 2 * torch.from_numpy(m.toarray()) @ x
+    before = c.clone()
+    got = sparse_addmm_(c, a, x, alpha=2.0)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    if layout == "csr":  # accumulated into c's memory
+        assert got.data_ptr() == c.data_ptr()
+    else:  # COO: a new tensor, c untouched
+        assert torch.equal(c, before)
+    half = sparse_addmm_(c.bfloat16(), to_torch_sparse(m, dtype=torch.bfloat16), x.bfloat16())
+    assert half.dtype == torch.bfloat16
 
 
 def test_is_symmetric() -> None:
