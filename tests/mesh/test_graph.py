@@ -19,18 +19,7 @@ from facegcn_lib.mesh.graph import (
     normalized_laplacian,
     scaled_laplacian,
 )
-
-
-def grid_mesh(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """A (rows x cols)-vertex triangulated grid (a flat open mesh with a boundary)."""
-    ii, jj = np.meshgrid(np.arange(rows - 1), np.arange(cols - 1), indexing="ij")
-    a = (ii * cols + jj).ravel()
-    b, c, d = a + 1, a + cols, a + cols + 1
-    faces = np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)])
-    y, x = np.divmod(np.arange(rows * cols), cols)
-    verts = np.stack([x, y, np.zeros_like(x)], 1).astype(np.float64)
-    return verts, faces.astype(np.int64)
-
+from tests.meshes import grid_mesh
 
 #: A closed mesh: the octahedron (6 vertices, 12 edges, 8 triangles; every degree 4).
 OCTAHEDRON = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4],

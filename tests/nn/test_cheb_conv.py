@@ -19,20 +19,9 @@ from facegcn_lib.nn.cheb_conv import (
     chebyshev_basis,
     chebyshev_transpose_sum,
 )
+from tests.meshes import grid_mesh
 
-
-def grid_mesh(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """A (rows x cols)-vertex triangulated grid, slightly bumped (degrees 2 to 6)."""
-    ii, jj = np.meshgrid(np.arange(rows - 1), np.arange(cols - 1), indexing="ij")
-    a = (ii * cols + jj).ravel()
-    b, c, d = a + 1, a + cols, a + cols + 1
-    faces = np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)])
-    y, x = np.divmod(np.arange(rows * cols), cols)
-    verts = np.stack([x, y, np.sin(x + y)], 1).astype(np.float64)
-    return verts, faces.astype(np.int64)
-
-
-VERTS, FACES = grid_mesh(5, 6)
+VERTS, FACES = grid_mesh(5, 6, bumped=True)
 V = len(VERTS)
 
 
@@ -136,7 +125,7 @@ def test_gradcheck_float64(K: int, bias: bool) -> None:
 
 
 def test_gradcheck_float64_full_jacobian_on_a_tiny_mesh() -> None:
-    verts, faces = grid_mesh(3, 3)
+    verts, faces = grid_mesh(3, 3, bumped=True)
     lap = cheb_laplacian(verts, faces, dtype=torch.float64)
     layer = ChebConv(2, 2, lap, K=3).double()
     x = torch.randn(1, len(verts), 2, dtype=torch.float64, requires_grad=True)
