@@ -3,7 +3,8 @@
 Runs :class:`facegcn_lib.pipeline.Reconstructor` over the demo photos in the data directory
 (``photos/``: one portrait, a group photo with two dozen faces, a photo without a face),
 end to end: reading and decoding the file, detection (BlazeFace, with its tiles on large
-photos), both crop-and-predict passes (all faces of a photo in one batch), landmarks and pose.
+photos), the crop-and-predict passes (one by default; all faces of a photo in one batch),
+landmarks and pose.
 Writing the output files is timed separately (``save s``, not part of the rate).
 
 Two models run side by side, interleaved round-robin so that load from other processes hits
