@@ -24,6 +24,7 @@ import copy
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -92,17 +93,23 @@ def chebyshev_transpose_sum(laplacian: torch.Tensor, coeffs: list[torch.Tensor])
         laplacian: (V, V) sparse scaled Laplacian.
         coeffs: ``K`` dense (V, N) tensors ``c_k``.
     """
+    return _clenshaw(laplacian, coeffs, sparse_addmm)
+
+
+def _clenshaw(laplacian: torch.Tensor, coeffs: list[torch.Tensor],
+              addmm: Callable[..., torch.Tensor]) -> torch.Tensor:
+    """Clenshaw's recurrence for ``sum_k T_k(L~) c_k``, its products ``c + alpha L~ b`` by ``addmm``."""
     K = len(coeffs)
     if K == 1:
         return coeffs[0]
     b2: torch.Tensor | None = None
     b1 = coeffs[K - 1]
     for k in range(K - 2, 0, -1):
-        nxt = sparse_addmm(coeffs[k], laplacian, b1, alpha=2.0)
+        nxt = addmm(coeffs[k], laplacian, b1, alpha=2.0)
         if b2 is not None:
             nxt = nxt.sub_(b2)
         b2, b1 = b1, nxt
-    out = sparse_addmm(coeffs[0], laplacian, b1)
+    out = addmm(coeffs[0], laplacian, b1)
     return out.sub_(b2) if b2 is not None else out
 
 
@@ -114,18 +121,7 @@ def chebyshev_sum_(laplacian: torch.Tensor, coeffs: list[torch.Tensor]) -> torch
     the sum needs no buffer of its own. The ``c_k`` must be contiguous (V, N) tensors that
     the caller no longer needs; the result may share memory with ``c_0``.
     """
-    K = len(coeffs)
-    if K == 1:
-        return coeffs[0]
-    b2: torch.Tensor | None = None
-    b1 = coeffs[K - 1]
-    for k in range(K - 2, 0, -1):
-        nxt = sparse_addmm_(coeffs[k], laplacian, b1, alpha=2.0)
-        if b2 is not None:
-            nxt.sub_(b2)
-        b2, b1 = b1, nxt
-    out = sparse_addmm_(coeffs[0], laplacian, b1)
-    return out.sub_(b2) if b2 is not None else out
+    return _clenshaw(laplacian, coeffs, sparse_addmm_)
 
 
 def cheb_conv_inference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,

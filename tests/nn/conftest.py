@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 
 from facegcn_lib.nn.target_mesh import TargetMesh
 from tests.nn.tiny_mesh import make_tiny_target
@@ -18,9 +15,5 @@ def tiny_target() -> TargetMesh:
 
 
 @pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared machine two threads wait on each other far too often."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _nn_one_thread(one_thread: None) -> None:
+    """Every test of tests/nn runs with the shared ``one_thread`` fixture (tests/conftest.py)."""
