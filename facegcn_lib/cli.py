@@ -254,7 +254,8 @@ def _train(args: argparse.Namespace) -> int:
         setup = build_from_preset(args.preset, data=args.data, train_overrides=overrides,
                                   decoder=args.decoder, train_samples=args.train_samples,
                                   val_samples=args.val_samples, bfm=args.bfm,
-                                  data_root=args.data_root)
+                                  data_root=args.data_root, synth_cache=args.synth_cache,
+                                  encoder=args.encoder)
         if args.init:
             from facegcn_lib.train.checkpoint import init_from_checkpoint
 
@@ -283,6 +284,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
+    from facegcn_lib.config import ENCODER_ARCHS as ENCODER_ARCHS_CHOICES
     from facegcn_lib.train.trainer import PRESETS
 
     presets = "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())
@@ -315,6 +317,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="deterministic kernels (bitwise repeatable; slower on GPUs)")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
     p.add_argument("--train-samples", type=int, help="synthetic training faces per epoch")
+    p.add_argument("--synth-cache", metavar="DIR", nargs="+",
+                   help="synthetic: train on the faces of `facegcn data synth` folders (mirrored "
+                        "and re-cropped anew each epoch) instead of rendering them on the fly")
+    p.add_argument("--encoder", choices=ENCODER_ARCHS_CHOICES,
+                   help="the image encoder instead of the preset's")
     p.add_argument("--val-samples", type=int, help="held-out synthetic faces")
     p.add_argument("--bfm", help="300w-lp: your Basel Face Model file (face3d's BFM.mat)")
     p.add_argument("--data-root", help="300w-lp: the 300W-LP folder (default: the sample)")

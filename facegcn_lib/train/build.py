@@ -19,7 +19,7 @@ cropped and augmented as in the paper (new augmentations every epoch, seeded by 
 index), on the BFM mesh, and needs the user's own Basel Face Model file for its dense meshes.
 Every sample depends only on the seed and its index, so a resumed run sees the same data.
 
-See chapter 5 (``chapters/05_training.ipynb``).
+See :doc:`chapter 5 </chapters/05_training>`.
 """
 
 from __future__ import annotations
@@ -233,6 +233,39 @@ def _synthetic_sets(cfg: TrainConfig, image_size: int,
     return train, materialize(val_raw, cfg.num_workers, cfg.val_batch_size, cache)
 
 
+def _cached_train_set(cfg: TrainConfig, image_size: int,
+                      folders: Sequence[str | Path]) -> Dataset[Any]:
+    """Training faces read from ``facegcn data synth`` caches, varied anew every epoch.
+
+    Each epoch passes once over the caches' faces (several folders are read as one set); every
+    reading of a face is mirrored (half the time) and slightly re-cropped
+    (:class:`facegcn_lib.data.reaugment.Reaugment`), seeded by the run's seed and the item's
+    index (exact resume).
+    """
+    from torch.utils.data import ConcatDataset
+
+    from facegcn_lib.data.reaugment import Reaugment, ict_face_mirror
+    from facegcn_lib.data.synth_cache import SynthCache, SynthCacheError
+
+    caches = []
+    for folder in folders:
+        try:
+            faces = SynthCache(folder)
+        except (SynthCacheError, FileNotFoundError) as err:
+            raise TrainConfigError(f"cannot read the synthetic-face cache {folder}: {err}. Make one "
+                                   f"with `facegcn data synth --size {image_size} --out {folder}`") from err
+        size = int(faces[0]["image"].shape[-1])
+        if size != image_size:
+            raise TrainConfigError(f"the cache {folder} holds {size}x{size} crops but the model "
+                                   f"reads {image_size}x{image_size}: render one with `facegcn data "
+                                   f"synth --size {image_size}`")
+        caches.append(faces)
+    every: Dataset[Any] = caches[0] if len(caches) == 1 else ConcatDataset(caches)
+    n = len(every)  # type: ignore[arg-type]
+    varied = SeededAugment(every, Reaugment(ict_face_mirror()), cfg.seed, copies=cfg.epochs)
+    return FaceTrainingView(varied, image_size, epoch_length=n)
+
+
 def _require_basis(bfm: str | Path | None) -> Path:
     """The user's BFM file for 300W-LP, or a :class:`MissingBasisError` saying what to do."""
     if bfm is None or not Path(bfm).expanduser().is_file():
@@ -310,7 +343,9 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
                       decoder: str | None = None, train_samples: int | None = None,
                       val_samples: int | None = None, bfm: str | Path | None = None,
                       data_root: str | Path | None = None,
-                      model_config: ModelConfig | None = None) -> TrainingSetup:
+                      model_config: ModelConfig | None = None,
+                      synth_cache: str | Path | Sequence[str | Path] | None = None,
+                      encoder: str | None = None) -> TrainingSetup:
     """The model, loss and datasets of a preset, ready for :class:`Trainer`.
 
     Args:
@@ -323,6 +358,11 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
         bfm: the Basel Face Model file for ``300w-lp`` (face3d's ``BFM.mat``).
         data_root: the 300W-LP folder (default: the data directory's sample).
         model_config: a model configuration replacing the preset's entirely.
+        synth_cache: synthetic data only: train on the faces of this ``facegcn data synth``
+            folder, or of these folders (mirrored and re-cropped anew every epoch), instead of
+            rendering faces on the fly.
+        encoder: an encoder architecture (:data:`~facegcn_lib.config.ENCODER_ARCHS`) instead of
+            the preset's.
 
     Raises:
         TrainConfigError: an unknown preset or data source, or a bad override.
@@ -338,6 +378,14 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
     mcfg = model_config or p.model
     if decoder is not None:
         mcfg = replace(mcfg, decoder=decoder)
+    if encoder is not None:
+        try:
+            mcfg = replace(mcfg, encoder=replace(mcfg.encoder, arch=encoder))
+        except ValueError as err:
+            raise TrainConfigError(str(err)) from err
+    if synth_cache is not None and data != "synthetic":
+        raise TrainConfigError("a synthetic-face cache is training data of its own: use it "
+                               "with --data synthetic")
     if data == "300w-lp" and mcfg.mesh.topology != "bfm":
         mcfg = replace(mcfg, mesh=MeshConfig(topology="bfm", n_levels=mcfg.mesh.n_levels,
                                              factor=mcfg.mesh.factor))
@@ -360,6 +408,9 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
             raise TrainConfigError(f"synthetic faces are ICT faces, but the model regresses the "
                                    f"{mcfg.mesh.topology!r} mesh: use the ict-face topology")
         train_set, val_set = _synthetic_sets(cfg, size, n_train, n_val)
+        if synth_cache is not None:
+            folders = [synth_cache] if isinstance(synth_cache, (str, Path)) else list(synth_cache)
+            train_set = _cached_train_set(cfg, size, folders)
     else:
         train_set, val_set = _w300lp_sets(cfg, size, bfm, data_root, target.n_verts)
     per_epoch = getattr(train_set, "epoch_length", None) or len(train_set)  # type: ignore[arg-type]

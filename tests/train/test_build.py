@@ -100,3 +100,31 @@ def test_cpu_preset_trains_on_synthetic_faces_and_exports(data_root: Path, tmp_p
         torch.testing.assert_close(model(x), setup.model.eval()(x))  # export leaves the best
     assert ckpt.metadata["val_nme"] == pytest.approx(result.best_metric)
     assert ckpt.config == mcfg
+
+
+def test_training_from_a_synthetic_face_cache(data_root: Path, tmp_path: Path) -> None:
+    """``synth_cache``: each epoch reads every cached face once, mirrored or re-cropped anew."""
+    from facegcn_lib.data.synth import SynthConfig
+    from facegcn_lib.data.synth_cache import write_cache
+
+    small = SynthConfig(image_size=64, supersample=1)
+    write_cache(tmp_path / "c", 3, small, shard_size=3, workers=1)
+    write_cache(tmp_path / "d", 2, small, seed=1, shard_size=2, workers=1)
+    mcfg = replace(PRESETS["cpu"].model, encoder=EncoderConfig(arch="resnet18", image_size=64))
+    overrides = {"epochs": 2, "batch_size": 2, "max_minutes": None, "num_workers": 0,
+                 "progress": False, "tensorboard": False, "val_batch_size": 2}
+    setup = build_from_preset("cpu", model_config=mcfg, val_samples=2, train_overrides=overrides,
+                              synth_cache=tmp_path / "c")
+    assert len(setup.train_set) == 6 and setup.train_set.epoch_length == 3  # type: ignore[attr-defined]
+    a, b = setup.train_set[1], setup.train_set[4]  # one face, two epochs
+    both = build_from_preset("cpu", model_config=mcfg, val_samples=2, train_overrides=overrides,
+                             synth_cache=[tmp_path / "c", tmp_path / "d"])
+    assert both.train_set.epoch_length == 5  # type: ignore[attr-defined]
+    torch.testing.assert_close(both.train_set[1]["verts"], a["verts"])  # the same face, same draw
+    assert a["image"].shape == (3, 64, 64) and not torch.equal(a["verts"], b["verts"])
+    torch.testing.assert_close(setup.train_set[1]["verts"], a["verts"])  # seeded by the index
+    with pytest.raises(TrainConfigError, match="--size 128"):
+        build_from_preset("cpu", val_samples=2, train_overrides=overrides, synth_cache=tmp_path / "c")
+    with pytest.raises(TrainConfigError, match="facegcn data synth"):
+        build_from_preset("cpu", model_config=mcfg, val_samples=2, train_overrides=overrides,
+                          synth_cache=tmp_path / "missing")
