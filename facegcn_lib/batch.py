@@ -13,7 +13,7 @@ each video with :func:`~facegcn_lib.video.reconstruct_video`, and writes, per ph
 A file that cannot be read (corrupt, not an image, an unreadable video) does not stop the
 run: it is recorded in the :class:`BatchReport` with the reason, as are photos without a face.
 
-See chapter 7 (faces in the wild).
+See :doc:`chapter 7 </chapters/07_in_the_wild>`.
 """
 
 from __future__ import annotations

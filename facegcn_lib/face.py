@@ -14,7 +14,7 @@ Files written by :meth:`Face.save` (``<stem>`` chosen by the caller):
 * ``<stem>_overlay.png``: the photo around the face with the wireframe and landmarks;
 * ``<stem>_depth.png``: a 16-bit depth image of the same region (see :data:`DEPTH_NOTE`).
 
-See chapter 7 (faces in the wild).
+See :doc:`chapter 7 </chapters/07_in_the_wild>`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ overlay images that ``facegcn reconstruct`` writes. Points are image pixels in t
 convention (pixel centres at integer coordinates, x right, y down); lines are drawn
 anti-aliased with sub-pixel precision.
 
-See chapter 7 (faces in the wild).
+See :doc:`chapter 7 </chapters/07_in_the_wild>`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ directory is set by one setting: the environment variable ``FACEGCN_DATA``, else
 mesh pyramids) go to a separate, writable cache directory (``FACEGCN_CACHE``, else
 ``~/.cache/facegcn/cache``), so the data directory may be read-only.
 
-See chapter 0 (``chapters/00_intro.ipynb``) for a tour.
+See :doc:`the introduction </chapters/00_intro>` for a tour.
 """
 
 from __future__ import annotations

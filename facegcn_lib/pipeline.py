@@ -20,7 +20,7 @@ Example:
     >>> faces[0].pose, faces[0].verts_img.shape          # (yaw, pitch, roll), (9409, 3)
     >>> faces[0].save("out", "photo_face00", load_image("photo.jpg"))
 
-See chapter 7 (faces in the wild).
+See :doc:`chapter 7 </chapters/07_in_the_wild>`.
 """
 
 from __future__ import annotations

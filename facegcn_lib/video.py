@@ -13,7 +13,7 @@ chain of matched faces (a *track*) keeps a temporal filter on its vertices. Two 
 
 Landmarks and pose are recomputed from the smoothed vertices.
 
-See chapter 7 (faces in the wild).
+See :doc:`chapter 7 </chapters/07_in_the_wild>`.
 """
 
 from __future__ import annotations

@@ -155,7 +155,7 @@ def ced_figure(errors: Mapping[str, NDArray], max_error: float = CED_MAX_ERROR,
         ax: draw into these axes instead of a new figure.
 
     Returns:
-        The matplotlib figure (see the evaluation chapter of the book, issue 9).
+        The matplotlib figure (see :doc:`chapter 6 </chapters/06_evaluation>`).
     """
     import matplotlib.pyplot as plt
 
@@ -468,7 +468,7 @@ def position_maps_figure(maps: Sequence[NDArray], titles: Sequence[str]) -> Figu
     """UV position maps ``(3, S, S)`` (x, y, z per pixel) as RGB images, side by side.
 
     Each map's channels are scaled to [0, 1] over its own range, so the colours show how x, y
-    and z vary across the UV layout (chapter 4's PRNet-like baseline).
+    and z vary across the UV layout (the PRNet-like baseline of :doc:`chapter 4 </chapters/04_resgcn_decoder>`).
     """
     import matplotlib.pyplot as plt
 

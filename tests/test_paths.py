@@ -36,6 +36,30 @@ def test_loader_with_missing_data_raises_clear_error(monkeypatch: pytest.MonkeyP
         facegcn_lib.load_bfm_mean()
 
 
+@pytest.mark.parametrize("loader", ["load_bfm_mean", "load_ict_neutral", "AFLW2000", "W300LP"])
+def test_every_default_loader_names_the_missing_file_and_command(
+        loader: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from facegcn_lib.data.aflw2000 import AFLW2000
+    from facegcn_lib.data.w300lp import W300LP
+
+    loaders = {"load_bfm_mean": facegcn_lib.load_bfm_mean,
+               "load_ict_neutral": facegcn_lib.load_ict_neutral,
+               "AFLW2000": AFLW2000, "W300LP": W300LP}
+    monkeypatch.setenv("FACEGCN_DATA", str(tmp_path))
+    with pytest.raises(DataMissingError, match="facegcn data download --only "):
+        loaders[loader]()
+
+
+def test_aflw2000_without_its_images_names_them(tmp_path: Path, data_root: Path) -> None:
+    from facegcn_lib.data.aflw2000 import AFLW2000
+
+    (tmp_path / "aflw2000-3d").mkdir()
+    for npy in (data_root / "aflw2000-3d").glob("*.npy"):
+        (tmp_path / "aflw2000-3d" / npy.name).symlink_to(npy)
+    with pytest.raises(DataMissingError, match=r"aflw2000-3d/images.*facegcn data download"):
+        AFLW2000(tmp_path)
+
+
 def test_manifest_covers_shared_data(data_root: Path) -> None:
     reports = check(data_root)
     assert all(r.status is Status.OK for r in reports), [r for r in reports if r.status is not Status.OK]

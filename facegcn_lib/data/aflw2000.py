@@ -8,7 +8,7 @@ full set from the AFLW2000-3D archive works the same, pointed at by ``image_dir`
 
 Landmarks are returned in the library's 0-based pixels (3DDFA's are MATLAB 1-based).
 
-See chapter 5 (data and augmentation).
+See :doc:`chapter 3 </chapters/03_faces_as_data>`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from facegcn_lib.data.fits3ddfa import (
 )
 from facegcn_lib.data.images import image_to_tensor, load_image
 from facegcn_lib.morphable.model import MorphableModel
-from facegcn_lib.paths import require
+from facegcn_lib.paths import DataMissingError, require
 
 AFLW_DIR = "aflw2000-3d"
 AFLW_NUM_IMAGES = 2000
@@ -78,6 +78,8 @@ class AFLW2000(Dataset[Sample]):
         gt_dir = require(PTS68, root).parent
         self.image_dir = Path(image_dir) if image_dir is not None else gt_dir / "images"
         if not self.image_dir.is_dir():
+            if image_dir is None:  # the data directory's images: name the command that fetches them
+                raise DataMissingError(f"{AFLW_DIR}/images", gt_dir.parent)
             raise FileNotFoundError(f"AFLW2000-3D image folder not found: {self.image_dir}")
         self.names = sorted(p.stem for p in self.image_dir.glob("*.jpg"))
         if not self.names:

@@ -15,7 +15,7 @@ exactly. The geometric warp uses one matrix rather than a chain of ``torchvision
 ops so that image and vertices are guaranteed to move together; the random parameters are
 drawn from a ``torch.Generator`` (or torch's global RNG, which DataLoader seeds per worker).
 
-See chapter 5 (data and augmentation).
+See :doc:`chapter 3 </chapters/03_faces_as_data>`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Readers return landmarks as ``(68, 2)`` float64 in the library's 0-based pixels:
 * dlib's ``training_with_face_landmarks.xml``: ``<image file=...><box top left width height>
   <part name='00' x y/>...``, 0-based; a missing part is NaN.
 
-See chapter 5 (data and augmentation).
+See :doc:`chapter 3 </chapters/03_faces_as_data>`.
 """
 
 from __future__ import annotations

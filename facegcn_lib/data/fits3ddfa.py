@@ -8,7 +8,7 @@ expPC Exp_Para)``; the BFM itself is not redistributable, so the basis comes fro
 (:func:`facegcn_lib.morphable.bfm.load_bfm2009`, which also reads face3d's ``BFM.mat`` with the
 expression basis).
 
-See chapter 5 (data and augmentation).
+See :doc:`chapter 3 </chapters/03_faces_as_data>`.
 """
 
 from __future__ import annotations

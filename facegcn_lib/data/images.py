@@ -4,7 +4,7 @@ Every dataset reads its pictures through :func:`load_image`, so a grayscale JPEG
 or a phone photo rotated by its EXIF tag all arrive as ``(H, W, 3) uint8`` RGB in display
 orientation, and a truncated or non-image file raises :class:`ImageLoadError` naming the file.
 
-See chapter 5 (data and augmentation).
+See :doc:`chapter 3 </chapters/03_faces_as_data>`.
 """
 
 from __future__ import annotations

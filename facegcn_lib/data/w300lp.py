@@ -9,7 +9,7 @@ redistributable): :func:`facegcn_lib.morphable.bfm.load_bfm2009` of face3d's ``B
 
 The data directory holds one sample (``<data>/300w-lp-sample/``), which is the default root.
 
-See chapter 5 (data and augmentation).
+See :doc:`chapter 3 </chapters/03_faces_as_data>`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from facegcn_lib.data.fits3ddfa import as_float_tensor, matlab_to_pixels, mesh_from_fit, read_fit
 from facegcn_lib.data.images import image_to_tensor, load_image
 from facegcn_lib.morphable.model import MorphableModel
-from facegcn_lib.paths import data_dir
+from facegcn_lib.paths import DataMissingError, data_dir
 
 W300LP_SAMPLE_DIR = "300w-lp-sample"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -53,6 +53,8 @@ class W300LP(Dataset[Sample]):
                  basis: MorphableModel | None = None, allow_missing_expression: bool = False) -> None:
         self.root = Path(root) if root is not None else data_dir() / W300LP_SAMPLE_DIR
         if not self.root.is_dir():
+            if root is None:  # the data directory's sample: name the command that fetches it
+                raise DataMissingError(W300LP_SAMPLE_DIR, data_dir())
             raise FileNotFoundError(f"300W-LP folder not found: {self.root}")
         self.items: list[tuple[Path, Path]] = []
         for mat in sorted(self.root.rglob("*.mat")):

@@ -34,7 +34,7 @@ CSV files and a CED plot):
 All NMEs divide by ``sqrt(w * h)`` of the ground-truth 68 points' box (the AFLW2000-3D
 normaliser; 300-W papers often use the inter-ocular distance instead, so numbers differ).
 
-See the evaluation chapter of the book (issue 9).
+See :doc:`chapter 6 </chapters/06_evaluation>`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ each aligned predicted point to its nearest ground-truth point and divide by the
 inter-ocular distance (between the outer eye corners, landmarks 36 and 45 of the 68-point
 convention, 0-based).
 
-See the evaluation chapter of the book (issue 9).
+See :doc:`chapter 6 </chapters/06_evaluation>`.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ that of its fitted model, which a predictor need not share). Dense NME (:func:`d
 all vertices of a dense mesh in correspondence, with the same normaliser taken from the 68
 ground-truth landmarks.
 
-See the evaluation chapter of the book (issue 9).
+See :doc:`chapter 6 </chapters/06_evaluation>`.
 """
 
 from __future__ import annotations

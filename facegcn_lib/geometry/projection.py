@@ -6,7 +6,7 @@ the viewer, in millimetres; the image frame is x right, y down, in 0-based pixel
 same pixel scale (weak perspective) so that image-frame meshes keep their shape. The dense
 vertices the network regresses are image-frame vertices of this kind.
 
-See chapter 5 (data and augmentation).
+See :doc:`chapter 3 </chapters/03_faces_as_data>`.
 """
 
 from __future__ import annotations

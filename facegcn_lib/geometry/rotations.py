@@ -26,7 +26,7 @@ textbook right-handed rotation about its axis, so, as seen in the image:
 :func:`rotation_to_euler` inverts :func:`euler_to_rotation` for |yaw| < 90 degrees; at
 |yaw| = 90 (gimbal lock) it returns roll = 0 and folds the rotation into pitch.
 
-See chapter 5 (data and augmentation).
+See :doc:`chapter 3 </chapters/03_faces_as_data>`.
 """
 
 from __future__ import annotations

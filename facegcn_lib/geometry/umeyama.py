@@ -4,7 +4,7 @@
 (SVD of the cross-covariance, with the reflection fix). :func:`pose_from_mesh` uses it to read
 yaw, pitch and roll off a predicted image-frame mesh by aligning the model's mean shape to it.
 
-See chapter 5 (data and augmentation).
+See :doc:`chapter 4 </chapters/04_resgcn_decoder>` (the pose of a predicted mesh).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ torch-free; :func:`facegcn_lib.nn.sparse.to_torch_sparse` converts. :func:`mesh_
 matrices of one mesh once and caches them, keyed by a hash of its triangles. ``lambda_max`` comes
 from a Lanczos iteration in numba (:func:`lanczos_lambda_max`).
 
-See chapter 1, ``chapters/01_spectral_convolution.ipynb``.
+See :doc:`chapter 1 </chapters/01_spectral_convolution>`.
 """
 
 from __future__ import annotations

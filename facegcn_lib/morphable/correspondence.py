@@ -7,7 +7,7 @@ the BFM mean mesh onto the ICT neutral face (a similarity from anatomically unam
 then a Laplacian-regularised non-rigid closest-point deformation with decreasing stiffness) and
 expresses each BFM keypoint as a barycentric point on an ICT triangle.
 
-See chapter 3 (``chapters/03_faces_as_data.ipynb``) for the two definitions side by side.
+See :doc:`chapter 3 </chapters/03_faces_as_data>` for the two definitions side by side.
 """
 
 from __future__ import annotations

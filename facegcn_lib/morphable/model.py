@@ -16,7 +16,7 @@ Coefficient conventions:
 * ``id_std`` / ``exp_std`` convert a file's own raw coefficients (applied to unit principal
   components, e.g. 300W-LP's ``Shape_Para``) to the model's: ``a = raw / id_std``.
 
-See chapter 4 on morphable models and synthetic data.
+See :doc:`chapter 3 </chapters/03_faces_as_data>` on morphable models and synthetic data.
 """
 
 from __future__ import annotations

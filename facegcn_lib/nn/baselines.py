@@ -9,7 +9,7 @@
 
 Both output ``(B, V, 3)`` vertices in the normalised crop frame (see
 :mod:`facegcn_lib.nn.target_mesh`), so they train with the same vertex loss and are measured
-with the same metrics as the ResGCN decoder. See chapter 4, ``chapters/04_resgcn_decoder.ipynb``.
+with the same metrics as the ResGCN decoder. See :doc:`chapter 4 </chapters/04_resgcn_decoder>`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Fourier basis ``Phi`` (the eigenvectors of the normalized Laplacian ``L = Phi La
 so that ``y = sum_k T_k(L~) x theta_k`` costs ``K - 1`` sparse products. With ``F_in`` input and
 ``F_out`` output channels each ``theta_k`` is an ``(F_in, F_out)`` matrix.
 
-See chapter 1, ``chapters/01_spectral_convolution.ipynb``.
+See :doc:`chapter 1 </chapters/01_spectral_convolution>`.
 """
 
 from __future__ import annotations
@@ -282,7 +282,7 @@ class ChebConv(nn.Module):
         gradient is needed (``torch.no_grad``, inference mode, or nothing requiring one) the
         forward is :func:`cheb_conv_inference`: the same result, with fewer and cheaper products.
 
-    See chapter 1, ``chapters/01_spectral_convolution.ipynb``.
+    See :doc:`chapter 1 </chapters/01_spectral_convolution>`.
     """
 
     laplacian: torch.Tensor

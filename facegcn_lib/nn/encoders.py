@@ -3,7 +3,7 @@
 The paper uses ResNet-50 (He et al., 2016); ResNet-18 and MobileNetV3 are faster variants.
 ImageNet weights are never downloaded: pass the path of a torchvision ``state_dict`` in
 ``EncoderConfig.imagenet_weights`` (:class:`~facegcn_lib.config.EncoderConfig`) when you have
-one, else the encoder trains from scratch. See chapter 4, ``chapters/04_resgcn_decoder.ipynb``.
+one, else the encoder trains from scratch. See :doc:`chapter 4 </chapters/04_resgcn_decoder>`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ gathers (:func:`facegcn_lib.nn.resample.ell_matmul`, large meshes), and switches
 change (up to float round-off); the exported graph has only ``Gather``, ``MatMul``, ``Add``,
 ``InstanceNormalization`` and the encoder's convolutions.
 
-See chapter 4, ``chapters/04_resgcn_decoder.ipynb``.
+See :doc:`chapter 4 </chapters/04_resgcn_decoder>`.
 """
 
 from __future__ import annotations

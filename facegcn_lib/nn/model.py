@@ -6,7 +6,7 @@ z towards the viewer, ``[-1, 1]`` spanning the crop; see :mod:`facegcn_lib.nn.ta
 and the head pose. :func:`build_model` makes a model from a :class:`~facegcn_lib.config.ModelConfig`
 alone, which is how checkpoints rebuild it (:mod:`facegcn_lib.train.checkpoint`).
 
-See chapter 4, ``chapters/04_resgcn_decoder.ipynb``.
+See :doc:`chapter 4 </chapters/04_resgcn_decoder>`.
 """
 
 from __future__ import annotations

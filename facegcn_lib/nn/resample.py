@@ -12,7 +12,7 @@ A :class:`VertexResample` applies a fixed (R, C) sparse matrix to per-vertex fea
 * ``"dense"`` (ONNX export of a small matrix): one dense ``MatMul``.
 
 :func:`ell_matmul` is the gather kernel on its own, shared with the exportable Chebyshev
-convolution of :mod:`facegcn_lib.nn.export`. See chapter 4, ``chapters/04_resgcn_decoder.ipynb``.
+convolution of :mod:`facegcn_lib.nn.export`. See :doc:`chapter 4 </chapters/04_resgcn_decoder>`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ into features on the coarsest mesh of the pyramid; one block per level refines t
 up-sampling (the pyramid's ``U`` matrices) carries them to the next finer level; two more
 graph convolutions map the finest features to x, y, z.
 
-See chapter 4, ``chapters/04_resgcn_decoder.ipynb``.
+See :doc:`chapter 4 </chapters/04_resgcn_decoder>`.
 """
 
 from __future__ import annotations

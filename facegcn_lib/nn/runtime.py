@@ -18,8 +18,8 @@ backends, chosen by :func:`resolve_backend`:
 ``fast`` extra: ``pip install "facegcn[fast]"``), and ``"torch"`` otherwise. Both give the
 original module's outputs up to float round-off (``tests/nn/test_runtime.py``).
 
-See chapter 7 (``chapters/07_in_the_wild.ipynb``) and chapter 4
-(``chapters/04_resgcn_decoder.ipynb``).
+See :doc:`chapter 7 </chapters/07_in_the_wild>` and
+:doc:`chapter 4 </chapters/04_resgcn_decoder>`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ mesh Laplacian), and they compute half and bfloat16 products in float32 on the C
 torch has no low-precision CSR kernel. They do not record autograd: differentiate through
 them with a custom :class:`torch.autograd.Function` (as ``ChebConv`` does).
 
-See chapter 1, ``chapters/01_spectral_convolution.ipynb``.
+See :doc:`chapter 1 </chapters/01_spectral_convolution>`.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ of the crop (x right, y down, z towards the viewer, see :mod:`facegcn_lib.geomet
 scaled so that ``[-1, 1]`` spans the crop. :meth:`TargetMesh.template_in_crop` places the
 template there as the crops of :mod:`facegcn_lib.data.crop` frame a frontal face.
 
-See chapter 4, ``chapters/04_resgcn_decoder.ipynb``.
+See :doc:`chapter 4 </chapters/04_resgcn_decoder>`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ written atomically (a temporary file renamed over the target) and read with
 trained on another mesh with :class:`TopologyMismatchError`.
 
 The full training state (optimiser, random generators) is :mod:`facegcn_lib.train.train_state`'s.
-See chapter 4, ``chapters/04_resgcn_decoder.ipynb``.
+See :doc:`chapter 4 </chapters/04_resgcn_decoder>`.
 """
 
 from __future__ import annotations

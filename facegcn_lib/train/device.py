@@ -4,7 +4,7 @@ One training loop runs unchanged on CUDA, Apple MPS and the CPU: :func:`pick_dev
 the device, :func:`pick_precision` the autocast dtype (bfloat16 where the hardware has it,
 float16 with a gradient scaler otherwise, float32 on the CPU unless asked), and
 :func:`deterministic_mode` switches PyTorch to its deterministic kernels for the duration of
-a run. See chapter 5 (``chapters/05_training.ipynb``).
+a run. See :doc:`chapter 5 </chapters/05_training>`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ gloo on CPUs). Each step, every process takes its share of the global batch from
 :class:`ShardedEpochSampler`, and DDP averages the gradients, so N processes with batch B/N
 each make the same update as one process with batch B.
 
-See chapter 5 (``chapters/05_training.ipynb``).
+See :doc:`chapter 5 </chapters/05_training>`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The training loss: L1 on vertices plus alpha times the Laplacian smoothness ``||(D - W) Y||``.
 
-See chapter 4, ``chapters/04_resgcn_decoder.ipynb``.
+See :doc:`chapter 4 </chapters/04_resgcn_decoder>`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ The CSV file is long-form, one row per value: ``step,epoch,name,value,time`` (e.
 is resumed from step ``s``, rows after ``s`` (written by the interrupted run after its last
 checkpoint) are dropped from both logs, so they describe exactly one run.
 
-See chapter 5 (``chapters/05_training.ipynb``).
+See :doc:`chapter 5 </chapters/05_training>`.
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ class MetricsWriter:
             except ImportError:  # pragma: no cover - tensorboard is in the dev extra
                 log.warning("tensorboard is not installed: metrics go to %s only", self.csv_path)
             else:
+                # TensorBoard purges the steps >= purge_step; the CSV keeps the checkpoint's own
                 self._tb = SummaryWriter(log_dir=str(Path(out_dir) / "tb"),
-                                         purge_step=resume_step)
+                                         purge_step=None if resume_step is None else resume_step + 1)
 
     def scalars(self, step: int, epoch: int, values: dict[str, float]) -> None:
         """Record ``values`` (name -> number) at optimiser step ``step`` of epoch ``epoch``."""

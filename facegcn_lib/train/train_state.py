@@ -10,7 +10,7 @@ moment leaves either the old or the new checkpoint, never a torn one. Everything
 tensors and plain Python values, so it loads with ``torch.load(weights_only=True)``.
 
 This is the *training* state; the model files for inference (weights and model config) are
-written by :mod:`facegcn_lib.train.checkpoint`. See chapter 5 (``chapters/05_training.ipynb``).
+written by :mod:`facegcn_lib.train.checkpoint`. See :doc:`chapter 5 </chapters/05_training>`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ The paper trains with Adam at a learning rate of 1e-3, halved every 20 of 80 epo
 here the halving happens every quarter of the *planned* steps, which also holds when a time
 budget (``max_minutes``) plans fewer steps than the epochs ask for.
 
-See chapter 5 (``chapters/05_training.ipynb``).
+See :doc:`chapter 5 </chapters/05_training>`.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ _toc.yml, and a public function or class without a docstring (autodoc silently s
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import inspect
@@ -90,3 +91,36 @@ def test_block_of_a_new_module() -> None:
     block = api_pages.block("facegcn_lib.mesh.graph")
     assert ".. automodule:: facegcn_lib.mesh.graph\n   :members:" in block
     assert ":members:" not in api_pages.block("facegcn_lib.mesh")
+
+
+#: A docstring that names its chapter links to it (``See :doc:`chapter 2
+#: </chapters/02_decimation>```); plain text ("see chapter 2") is neither checked nor clickable.
+PLAIN_CHAPTER = re.compile(r"(?<![`\w])chapter (\d+)(?! </)", re.IGNORECASE)
+DOC_LINK = re.compile(r":doc:`[^`<]*<(/chapters/[^>]+)>`")
+
+
+def _docstrings(module_name: str) -> list[str]:
+    path = ROOT / (module_name.replace(".", "/") + ".py")
+    if not path.is_file():
+        path = path.with_suffix("") / "__init__.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = [tree, *(n for n in ast.walk(tree)
+                     if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef))]
+    return [doc for n in nodes if (doc := ast.get_docstring(n))]
+
+
+def test_docstrings_link_their_chapter() -> None:
+    """"See chapter N" is a :doc: link to a page of the book (the build checks that it resolves)."""
+    toc = (ROOT / "_toc.yml").read_text()
+    plain, broken = [], []
+    for name in api_pages.public_modules():
+        docs = "\n".join(_docstrings(name))
+        mentions = PLAIN_CHAPTER.findall(docs)
+        if mentions:
+            plain.append(f"{name} (chapter {', '.join(sorted(set(mentions)))})")
+        broken += [f"{name}: {target}" for target in DOC_LINK.findall(docs)
+                   if f"file: {target.lstrip('/')}" not in toc
+                   and f"root: {target.lstrip('/')}" not in toc]
+    assert not plain, ("docstrings name a chapter in plain text; write "
+                       f"See :doc:`chapter N </chapters/NN_name>` instead: {plain}")
+    assert not broken, f":doc: links to pages that are not in _toc.yml: {broken}"

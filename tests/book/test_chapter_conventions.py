@@ -7,6 +7,7 @@ figures, and ends with exercises whose solutions are hidden.
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -23,11 +24,27 @@ INSTALL_LINES = (
     "!facegcn data download --quiet",
 )
 SHOWS_FIGURE = re.compile(r"^\s*(\w+\.)*show\(\)\s*$", re.MULTILINE)
+#: A caption written as a markdown cell ("**Figure 3:** ..."): neither numbered nor linkable.
+LOOSE_CAPTION = re.compile(r"^\s*\*\*(Figure|Fig\.)\s*\d*\s*[:.]?\*\*")
 EXERCISE_LABEL = re.compile(r"```\{exercise\}[^\n]*\n(?::[^\n]*\n)*?:label:\s*(\S+)")
 
 
 def _read(path: Path) -> nbformat.NotebookNode:
     return nbformat.read(path, as_version=4)
+
+
+def _shows_figure_implicitly(source: str) -> bool:
+    """The cell ends with a bare ``viz.something_figure(...)`` call that Jupyter displays."""
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    try:
+        body = ast.parse("\n".join(lines)).body
+    except SyntaxError:
+        return False
+    if not body or not isinstance(body[-1], ast.Expr) or not isinstance(body[-1].value, ast.Call):
+        return False
+    func = body[-1].value.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    return str(name).endswith("figure")
 
 
 def _code(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
@@ -64,16 +81,17 @@ class TestChapter:
         nb = _read(chapter)
         bad = []
         for i, cell in enumerate(_code(nb)):
-            if SHOWS_FIGURE.search(cell.source):
+            if SHOWS_FIGURE.search(cell.source) or _shows_figure_implicitly(cell.source):
                 fig = cell.metadata.get("mystnb", {}).get("figure", {})
                 if not (fig.get("caption") and fig.get("name")):
                     bad.append(i)
         assert not bad, (f"{chapter.name}: code cells {bad} show a figure without "
                          '{"mystnb": {"figure": {"caption": ..., "name": ...}}} metadata')
         loose = [i for i, c in enumerate(nb.cells)
-                 if c.cell_type == "markdown" and c.source.lstrip().startswith("**Figure:**")]
+                 if c.cell_type == "markdown" and LOOSE_CAPTION.match(c.source)]
         assert not loose, (f"{chapter.name}: cells {loose} are '**Figure:**' captions; move the "
-                           "text into the figure cell's mystnb.figure.caption (numbered)")
+                           "text into the figure cell's mystnb.figure.caption (numbered) and "
+                           "refer to it with {numref}`fig-...`")
 
     def test_plotly_is_set_up_before_the_first_figure(self, chapter: Path) -> None:
         code = _code(_read(chapter))
