@@ -13,8 +13,9 @@ Colours are linear RGB in [0, 1] unless a name says ``srgb``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -322,11 +323,6 @@ def _compute_head_parts(model: MorphableModel, occ: OcclusionConfig) -> HeadPart
                      iris_angle=iris_angle, ao=ao, pos=v.copy())
 
 
-#: The per-vertex fields of :class:`HeadParts` (``draw_faces`` is per triangle).
-_PER_VERTEX = ("part", "lips", "brows", "lash", "beard", "blush", "tzone", "elevation", "azimuth",
-               "height", "iris_angle", "ao", "pos")
-
-
 @dataclass(frozen=True)
 class Appearance:
     """One sample's surface: albedo, gloss and the skin tone it was drawn from.
@@ -360,14 +356,6 @@ _MELANIN_LOG = (-0.6, -0.8, -1.0)
 _BLOOD_LOG = (0.0, -0.7, -0.5)
 
 
-def _mix(base: NDArray[np.float32], color: NDArray | float, weight: NDArray) -> NDArray[np.float32]:
-    """``base * (1 - w) + color * w`` with (V,) weights, in place on ``base``."""
-    w = weight.astype(np.float32)[:, None]
-    base *= 1.0 - w
-    base += np.asarray(color, dtype=np.float32) * w
-    return base
-
-
 def skin_tone_color(t: float, saturation: float = 1.0) -> NDArray[np.float64]:
     """Linear RGB of position ``t`` in [0, 9] on the Monk Skin Tone scale (0 lightest)."""
     tones = hex_to_linear(MONK_SKIN_TONES_SRGB)
@@ -377,10 +365,103 @@ def skin_tone_color(t: float, saturation: float = 1.0) -> NDArray[np.float64]:
     return np.asarray(np.clip(lum + (rgb - lum) * saturation, 0.0, 1.0))
 
 
+# Rows of the per-sample colour table and entries of the parameter vector that
+# :func:`sample_appearance` hands to its per-vertex kernel.
+_C_SKIN, _C_LIP, _C_LASH, _C_HAIR, _C_BROW, _C_BEARD, _C_CLOTH = 0, 1, 2, 3, 4, 5, 6
+_C_SCLERA, _C_IRIS, _C_TEETH, _C_GUMS, _C_SOCKET, _C_MOUTH, _C_BLUSH = 7, 8, 9, 10, 11, 12, 13
+_NUM_COLORS = 14
+_P_BLUSH, _P_LASH, _P_HAIR_ON, _P_A0, _P_A1, _P_A2, _P_SOFT, _P_HAIR = 0, 1, 2, 3, 4, 5, 6, 7
+_P_BROW, _P_BEARD_ON, _P_BEARD, _P_CLOTH_ON, _P_COLLAR, _P_PUPIL, _P_AO_FLOOR = 8, 9, 10, 11, 12, 13, 14
+_NUM_PARAMS = 15
+_SKIN, _MOUTH, _GUMS, _TEETH, _SOCKET, _EYEBALL = (Part.SKIN, Part.MOUTH, Part.GUMS, Part.TEETH,
+                                                Part.EYE_SOCKET, Part.EYEBALL)
+_COLLAR_AZIMUTH_MM = 6.0
+_COLLAR_EDGE_MM = 3.0
+_IRIS_EDGE_DEG = 1.0
+_PUPIL_EDGE_DEG = 0.8
+_LIMBUS_DARKEN = 0.3
+_LIMBUS_WEIGHT = 0.6
+
+
+@numba.njit(cache=True, nogil=True)
+def _smooth(x: float, lo: float, hi: float) -> float:  # pragma: no cover - compiled
+    t = min(max((x - lo) / (hi - lo), 0.0), 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+@numba.njit(cache=True, nogil=True)
+def _albedo_kernel(idx: NDArray[np.int64], part: NDArray[np.int8], base: NDArray[np.float32],
+                   strands: NDArray[np.float32], cos_az: NDArray[np.float32],
+                   blush: NDArray[np.float64], lips: NDArray[np.float64], lash: NDArray[np.float64],
+                   brows: NDArray[np.float64], beard: NDArray[np.float64],
+                   elevation: NDArray[np.float64], height: NDArray[np.float64],
+                   iris_angle: NDArray[np.float64], ao: NDArray[np.float64], tzone: NDArray[np.float64],
+                   colors: NDArray[np.float64], prm: NDArray[np.float64],
+                   spec_of_part: NDArray[np.float64], albedo: NDArray[np.float64],
+                   spec: NDArray[np.float64]) -> None:  # pragma: no cover - compiled
+    """Per vertex ``v = idx[n]`` (row ``n`` of ``base``, ``strands``, ``cos_az``): the albedo
+    and gloss of :func:`sample_appearance` (its slow numpy form is the reference in
+    tests/data/test_appearance.py). The transcendental functions come precomputed (numpy's
+    float32 ones are vectorised, numba's are not)."""
+    a = np.empty(3)
+    for n in range(idx.shape[0]):
+        v = idx[n]
+        p = part[v]
+        ao_v = prm[_P_AO_FLOOR] + (1.0 - prm[_P_AO_FLOOR]) * ao[v]
+        spec[n] = spec_of_part[p] * (1.0 + tzone[v]) * ao_v
+        if p == _EYEBALL:
+            ang = iris_angle[v]
+            w_iris = _smooth(_IRIS_DEG - ang, -_IRIS_EDGE_DEG, _IRIS_EDGE_DEG)
+            d = (ang - _IRIS_DEG) / _LIMBUS_DEG
+            w_limbus = np.exp(-0.5 * d * d) * _LIMBUS_WEIGHT
+            w_pupil = _smooth(prm[_P_PUPIL] - ang, -_PUPIL_EDGE_DEG, _PUPIL_EDGE_DEG)
+            for c in range(3):
+                e = colors[_C_SCLERA, c] * (1.0 - w_iris) + colors[_C_IRIS, c] * w_iris
+                e = e * (1.0 - w_limbus) + colors[_C_IRIS, c] * _LIMBUS_DARKEN * w_limbus
+                a[c] = e * (1.0 - w_pupil) + _PUPIL_LINEAR * w_pupil
+        elif p == _SOCKET or p == _TEETH or p == _GUMS or p == _MOUTH:
+            row = _C_SOCKET if p == _SOCKET else _C_TEETH if p == _TEETH else _C_GUMS if p == _GUMS else _C_MOUTH
+            for c in range(3):
+                a[c] = colors[row, c]
+        else:
+            skin_part = 1.0 if p == _SKIN else 0.0
+            b = prm[_P_BLUSH] * blush[v]  # blush removes some green and blue
+            for c in range(3):
+                a[c] = base[n, c] * (1.0 - b * colors[_C_BLUSH, c]) * colors[_C_SKIN, c]
+            hair_tex = strands[n]
+            w_lip = lips[v]
+            w_lash = lash[v] * prm[_P_LASH]
+            w_hair = 0.0
+            if prm[_P_HAIR_ON] > 0.0:  # cos(2 phi) = 2 cos(phi)^2 - 1
+                cos_phi = cos_az[n]
+                line = prm[_P_A0] + prm[_P_A1] * cos_phi + prm[_P_A2] * (2.0 * cos_phi * cos_phi - 1.0)
+                w_hair = (_smooth(elevation[v] - line, -prm[_P_SOFT], prm[_P_SOFT]) * skin_part
+                          * prm[_P_HAIR])
+            w_brow = prm[_P_BROW] * brows[v]
+            w_beard = prm[_P_BEARD] * beard[v] if prm[_P_BEARD_ON] > 0.0 else 0.0
+            stubble = np.sqrt(hair_tex)  # exp(hair_noise * fine / 2)
+            w_cloth = 0.0
+            if prm[_P_CLOTH_ON] > 0.0:
+                w_cloth = _smooth(height[v] - prm[_P_COLLAR] - _COLLAR_AZIMUTH_MM * cos_az[n],
+                                  -_COLLAR_EDGE_MM, _COLLAR_EDGE_MM) * skin_part
+            for c in range(3):
+                x = a[c] * (1.0 - w_lip) + colors[_C_LIP, c] * w_lip
+                x = x * (1.0 - w_lash) + colors[_C_LASH, c] * w_lash
+                x = x * (1.0 - w_hair) + colors[_C_HAIR, c] * hair_tex * w_hair
+                x = x * (1.0 - w_brow) + colors[_C_BROW, c] * hair_tex * w_brow
+                x = x * (1.0 - w_beard) + colors[_C_BEARD, c] * stubble * w_beard
+                a[c] = x * (1.0 - w_cloth) + colors[_C_CLOTH, c] * w_cloth
+        for c in range(3):
+            albedo[n, c] = min(max(a[c] * ao_v, 0.0), 1.0)
+
+
 def sample_appearance(parts: HeadParts, rng: np.random.Generator,
                       cfg: AppearanceConfig | None = None,
                       subset: NDArray[np.int64] | None = None) -> Appearance:
     """Draw a random appearance for the head described by ``parts``.
+
+    The random draws are made here; the per-vertex colours are computed by one compiled loop
+    over the ``subset`` vertices.
 
     Args:
         parts: the head's region masks (:func:`head_parts`).
@@ -393,93 +474,86 @@ def sample_appearance(parts: HeadParts, rng: np.random.Generator,
     """
     c = cfg or AppearanceConfig()
     full = len(parts.part)
-    if subset is not None:
-        parts = replace(parts, **{name: getattr(parts, name)[subset] for name in _PER_VERTEX})
-    p = parts.part
+    idx = np.arange(full) if subset is None else np.ascontiguousarray(subset, dtype=np.int64)
+    colors = np.zeros((_NUM_COLORS, 3))
+    prm = np.zeros(_NUM_PARAMS)
     t = float(rng.uniform(0.0, len(MONK_SKIN_TONES_SRGB) - 1.0))
     skin = skin_tone_color(t, c.skin_saturation) * np.exp(rng.normal(0.0, c.tone_jitter, 3))
     skin *= np.exp(rng.uniform(*c.redness) * np.asarray(_BLOOD_LOG))  # blood under the skin
     skin *= c.albedo_scale
+    colors[_C_SKIN] = skin.astype(np.float32)
 
     # log-albedo: low-frequency plane waves over the neutral head, plus fine mottling
     dirs = rng.normal(size=(c.lowfreq_waves, 3))
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     lam = rng.uniform(*c.lowfreq_wavelength_mm, size=c.lowfreq_waves)
     phase = rng.uniform(0.0, 2.0 * np.pi, size=c.lowfreq_waves)
-    waves = np.sin(matmul_rows(parts.pos, dirs.T * (2.0 * np.pi / lam)) + phase).astype(np.float32)
+    wave_k = np.ascontiguousarray(dirs.T * (2.0 * np.pi / lam))
     # each wave varies the two skin chromophores: melanin (darker, most in blue) and blood
     # (redder: less green and blue); no other hue shifts
     chroma = rng.normal(0.0, 1.0, size=(c.lowfreq_waves, 2)) @ np.array([_MELANIN_LOG, _BLOOD_LOG])
     mix = (chroma * c.lowfreq_amp / np.sqrt(c.lowfreq_waves)).astype(np.float32)
-    fine = rng.standard_normal((full, 1), dtype=np.float32)
-    if subset is not None:
-        fine = fine[subset]
-    log_a = matmul_rows(waves, mix) + c.mottle_amp * fine
-    blush = np.float32(rng.uniform(0.0, c.blush_amp)) * parts.blush.astype(np.float32)
-    log_a += np.log1p(-blush[:, None] * np.asarray(_BLUSH_TINT, dtype=np.float32))
-    albedo = np.exp(log_a) * skin.astype(np.float32)
+    fine = rng.standard_normal(full, dtype=np.float32)
+    prm[_P_BLUSH] = np.float32(rng.uniform(0.0, c.blush_amp))
+    colors[_C_BLUSH] = _BLUSH_TINT
 
     # lips
     lip = skin * np.array(c.lip_tint) * np.exp(rng.normal(0.0, 0.08, 3))
     if rng.random() < c.lipstick_prob:
         lip = srgb_to_linear(np.array([rng.uniform(0.4, 0.8), rng.uniform(0.0, 0.2), rng.uniform(0.05, 0.3)]))
-    _mix(albedo, lip, parts.lips)
+    colors[_C_LIP] = lip
 
     # hair, brows, stubble and clothing
     hair_colors = hex_to_linear(HAIR_COLORS_SRGB)
     dark_bias = rng.random() < 0.5 + 0.05 * t  # darker skin -> more often dark hair
     hair = hair_colors[rng.integers(0, 3) if dark_bias else rng.integers(0, len(hair_colors))]
     hair = hair * np.exp(rng.normal(0.0, 0.1, 3))
-    strands = np.exp(c.hair_noise * fine)
-    _mix(albedo, 0.5 * (skin + hair) * _LASH_DARKEN, parts.lash * rng.uniform(*c.lash_density))
-    skin_part = (p == Part.SKIN).astype(np.float32)
+    colors[_C_LASH] = 0.5 * (skin + hair) * _LASH_DARKEN
+    prm[_P_LASH] = rng.uniform(*c.lash_density)
+    colors[_C_HAIR] = hair.astype(np.float32)
     if rng.random() < c.hair_prob:
         front = rng.uniform(*c.hairline_front_deg)
         back, side = rng.uniform(-70.0, -30.0), rng.uniform(5.0, 25.0)
         # line(phi) = a0 + a1 cos(phi) + a2 cos(2 phi) through front (0), side (90), back (180)
-        a1 = 0.5 * (front - back)
-        a0 = 0.5 * (0.5 * (front + back) + side)
-        a2 = 0.5 * (0.5 * (front + back) - side)
-        phi = np.radians(parts.azimuth)
-        line = a0 + a1 * np.cos(phi) + a2 * np.cos(2 * phi)
-        soft = rng.uniform(1.5, 6.0)
-        w_hair = _smoothstep(parts.elevation - line, -soft, soft) * skin_part * rng.uniform(0.85, 1.0)
-        _mix(albedo, 0.0, w_hair)
-        albedo += (hair.astype(np.float32) * strands) * w_hair.astype(np.float32)[:, None]
-    brow_color = hair if rng.random() < 0.8 else hair_colors[rng.integers(0, 3)]
-    w_brow = (rng.uniform(*c.brow_density) * parts.brows).astype(np.float32)
-    _mix(albedo, 0.0, w_brow)
-    albedo += brow_color.astype(np.float32) * strands * w_brow[:, None]
+        prm[_P_HAIR_ON] = 1.0
+        prm[_P_A1] = 0.5 * (front - back)
+        prm[_P_A0] = 0.5 * (0.5 * (front + back) + side)
+        prm[_P_A2] = 0.5 * (0.5 * (front + back) - side)
+        prm[_P_SOFT] = rng.uniform(1.5, 6.0)
+        prm[_P_HAIR] = rng.uniform(0.85, 1.0)
+    colors[_C_BROW] = (hair if rng.random() < 0.8 else hair_colors[rng.integers(0, 3)]).astype(np.float32)
+    prm[_P_BROW] = rng.uniform(*c.brow_density)
     if rng.random() < c.beard_prob:
-        w_beard = (rng.uniform(*c.beard_density) * parts.beard).astype(np.float32)
-        _mix(albedo, 0.0, w_beard)
-        stubble = np.exp(0.5 * c.hair_noise * fine)
-        albedo += (0.5 * (hair + skin)).astype(np.float32) * stubble * w_beard[:, None]
+        prm[_P_BEARD_ON] = 1.0
+        prm[_P_BEARD] = rng.uniform(*c.beard_density)
+        colors[_C_BEARD] = (0.5 * (hair + skin)).astype(np.float32)
     if rng.random() < c.clothing_prob:
-        collar = rng.uniform(25.0, 60.0)
-        w_cloth = _smoothstep(parts.height - collar - 6.0 * np.cos(np.radians(parts.azimuth)), -3.0, 3.0)
-        _mix(albedo, srgb_to_linear(rng.uniform(0.05, 0.9, 3)), w_cloth * skin_part)
+        prm[_P_CLOTH_ON] = 1.0
+        prm[_P_COLLAR] = rng.uniform(25.0, 60.0)
+        colors[_C_CLOTH] = srgb_to_linear(rng.uniform(0.05, 0.9, 3))
 
     # eyes, eyelids, mouth
-    eye_idx = np.flatnonzero(p == Part.EYEBALL)
-    sclera = srgb_to_linear(np.full(3, rng.uniform(*c.sclera_srgb))) * np.array([1.0, 0.97, 0.95])
+    colors[_C_SCLERA] = srgb_to_linear(np.full(3, rng.uniform(*c.sclera_srgb))) * np.array([1.0, 0.97, 0.95])
     iris = hex_to_linear(IRIS_COLORS_SRGB)[rng.integers(0, len(IRIS_COLORS_SRGB))]
-    iris = iris * np.exp(rng.normal(0.0, 0.1, 3))
-    pupil = rng.uniform(*_PUPIL_DEG)
-    ang = parts.iris_angle[eye_idx]
-    eye = np.tile(sclera, (len(eye_idx), 1)).astype(np.float32)
-    _mix(eye, iris, _smoothstep(_IRIS_DEG - ang, -1.0, 1.0))
-    _mix(eye, iris * 0.3, _gauss(ang - _IRIS_DEG, _LIMBUS_DEG) * 0.6)
-    _mix(eye, np.full(3, _PUPIL_LINEAR), _smoothstep(pupil - ang, -0.8, 0.8))
-    albedo[eye_idx] = eye
-    albedo[p == Part.EYE_SOCKET] = skin * np.array(_SOCKET_TINT)
-    teeth = srgb_to_linear(np.full(3, rng.uniform(*c.teeth_srgb))) * np.array([1.0, 0.96, 0.86])
-    albedo[p == Part.TEETH] = teeth
-    albedo[p == Part.GUMS] = skin * np.array(_GUMS_TINT) + np.array([0.15, 0.0, 0.0])
-    albedo[p == Part.MOUTH] = np.array(_MOUTH_LINEAR)
+    colors[_C_IRIS] = iris * np.exp(rng.normal(0.0, 0.1, 3))
+    prm[_P_PUPIL] = rng.uniform(*_PUPIL_DEG)
+    colors[_C_SOCKET] = skin * np.array(_SOCKET_TINT)
+    colors[_C_TEETH] = srgb_to_linear(np.full(3, rng.uniform(*c.teeth_srgb))) * np.array([1.0, 0.96, 0.86])
+    colors[_C_GUMS] = skin * np.array(_GUMS_TINT) + np.array([0.15, 0.0, 0.0])
+    colors[_C_MOUTH] = _MOUTH_LINEAR
+    prm[_P_AO_FLOOR] = c.ao_floor
 
-    ao = (c.ao_floor + (1.0 - c.ao_floor) * parts.ao).astype(np.float32)
-    albedo = np.clip(albedo * ao[:, None], 0.0, 1.0)
-    spec = np.asarray(c.specular_of_part, dtype=np.float32)[p] * (1.0 + parts.tzone.astype(np.float32)) * ao
-    return Appearance(albedo=albedo.astype(np.float64), specular=spec.astype(np.float64),
-                      skin_tone=t, skin=np.asarray(skin, dtype=np.float64))
+    # the transcendental functions, vectorised in float32: the waves' log-albedo plus
+    # mottling, its exponential, the hair strands' variation, and the azimuth's cosine
+    fine_n = fine[idx]
+    waves = np.sin((matmul_rows(parts.pos[idx], wave_k) + phase).astype(np.float32))
+    base = np.exp(matmul_rows(waves, mix).astype(np.float32) + np.float32(c.mottle_amp) * fine_n[:, None])
+    strands = np.exp(np.float32(c.hair_noise) * fine_n)
+    cos_az = np.cos(np.radians(parts.azimuth[idx]).astype(np.float32))
+    albedo = np.empty((len(idx), 3))
+    spec = np.empty(len(idx))
+    _albedo_kernel(idx, parts.part, np.ascontiguousarray(base, dtype=np.float32), strands, cos_az,
+                   parts.blush, parts.lips, parts.lash, parts.brows, parts.beard, parts.elevation,
+                   parts.height, parts.iris_angle, parts.ao, parts.tzone, colors, prm,
+                   np.asarray(c.specular_of_part, dtype=np.float64), albedo, spec)
+    return Appearance(albedo=albedo, specular=spec, skin_tone=t, skin=np.asarray(skin, dtype=np.float64))

@@ -82,27 +82,33 @@ def _photo(size: int, rng: np.random.Generator, cfg: BackgroundConfig) -> NDArra
     x0 = int(rng.integers(0, w - side + 1))
     crop = cv2.resize(img[y0:y0 + side, x0:x0 + side], (size, size), interpolation=cv2.INTER_AREA
                       if side > size else cv2.INTER_LINEAR)
-    out = crop.astype(np.float32) / 255.0
     if rng.random() < 0.5:
-        out = out[:, ::-1]
-    return np.rot90(out, int(rng.integers(0, 4))).copy()
+        crop = crop[:, ::-1]
+    # flipped and turned as uint8, then converted (one copy of a quarter the bytes)
+    return np.rot90(crop, int(rng.integers(0, 4))).astype(np.float32) / np.float32(255.0)
 
 
 def smooth_noise(size: int, rng: np.random.Generator, octaves: int = 4,
                  base_cells: int = 3) -> NDArray[np.float32]:
     """(size, size, 3) multi-octave value noise in [0, 1] (random low-res grids, upsampled)."""
-    acc = np.zeros((size, size, 3), dtype=np.float32)
-    amp, total = 1.0, 0.0
+    acc = np.zeros((size, size, 3))
+    amp = 1.0
     cells = base_cells
     for _ in range(octaves):
-        grid = rng.random((cells, cells, 3)).astype(np.float32)
+        # float64: OpenCV's float32 bicubic upsampling of tiny grids is several times slower
+        grid = rng.random((cells, cells, 3)).astype(np.float32).astype(np.float64)
         acc += amp * cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC)
-        total += amp
         amp *= float(rng.uniform(0.35, 0.65))
         cells *= 2
-    acc /= total
-    lo, hi = acc.min(), acc.max()
+    lo, hi = acc.min(), acc.max()  # normalised: the octaves' total weight cancels
     return np.asarray((acc - lo) / max(float(hi - lo), 1e-6), dtype=np.float32)
+
+
+def pixel_grid(size: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Row and column coordinates ``(size, 1)`` and ``(1, size)`` float32, which broadcast like
+    ``np.mgrid[0:size, 0:size]`` without building two full images."""
+    r = np.arange(size, dtype=np.float32)
+    return r[:, None], r[None, :]
 
 
 def _colors(rng: np.random.Generator, n: int) -> NDArray[np.float32]:
@@ -112,8 +118,10 @@ def _colors(rng: np.random.Generator, n: int) -> NDArray[np.float32]:
 def _gradient(size: int, rng: np.random.Generator) -> NDArray[np.float32]:
     a, b = _colors(rng, 2)
     ang = rng.uniform(0.0, 2.0 * np.pi)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    t = np.clip(0.5 + (xx - 0.5) * np.cos(ang) + (yy - 0.5) * np.sin(ang), 0.0, 1.0)[..., None]
+    rows, cols = pixel_grid(size)
+    yy, xx = rows / size, cols / size
+    c, s = float(np.cos(ang)), float(np.sin(ang))  # Python floats keep the arithmetic float32
+    t = np.clip(0.5 + (xx - 0.5) * c + (yy - 0.5) * s, 0.0, 1.0)[..., None]
     out = a * (1.0 - t) + b * t
     return np.asarray(out + 0.08 * (smooth_noise(size, rng) - 0.5), dtype=np.float32)
 
@@ -122,11 +130,12 @@ def _stripes(size: int, rng: np.random.Generator) -> NDArray[np.float32]:
     a, b = _colors(rng, 2)
     ang = rng.uniform(0.0, np.pi)
     period = rng.uniform(6.0, size / 2.0)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    u = xx * np.cos(ang) + yy * np.sin(ang)
+    yy, xx = pixel_grid(size)
+    c, s = float(np.cos(ang)), float(np.sin(ang))  # Python floats keep the arithmetic float32
+    u = xx * c + yy * s
     wave = np.sin(2.0 * np.pi * u / period)
     if rng.random() < 0.5:  # checkerboard
-        v = -xx * np.sin(ang) + yy * np.cos(ang)
+        v = -xx * s + yy * c
         wave = wave * np.sin(2.0 * np.pi * v / period)
     t = (wave > 0).astype(np.float32)[..., None] if rng.random() < 0.5 else (0.5 + 0.5 * wave)[..., None]
     return np.asarray(a * (1.0 - t) + b * t, dtype=np.float32)

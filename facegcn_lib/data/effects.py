@@ -12,15 +12,24 @@ Images are (H, W, 3) float32 sRGB in [0, 1] unless a name says ``uint8``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from facegcn_lib.data.backgrounds import BackgroundConfig, random_background
-from facegcn_lib.render.shading import matmul_rows
+from facegcn_lib.data.backgrounds import BackgroundConfig, pixel_grid, random_background
 
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+#: Luma weights (Rec. 601) of grayscale conversion and colour jitter.
+_LR, _LG, _LB = 0.299, 0.587, 0.114
+#: Length of the table of Gaussian noise that sensor noise is read from (see :func:`noise_table`).
+NOISE_TABLE_SIZE = 1 << 21
+_NOISE_TABLE_SEED = 20240601
+#: Entries of the table through which the gamma curve is evaluated (linear interpolation).
+_GAMMA_LUT_SIZE = 4097
+_SHOT_NOISE_FLOOR = 0.02
+_SHOT_NOISE_REF = 0.5
 
 
 @dataclass(frozen=True)
@@ -90,8 +99,10 @@ def _occluder_fill(size: int, rng: np.random.Generator, cfg: OccluderConfig,
     else:
         fill = np.broadcast_to(rng.random(3).astype(np.float32), (size, size, 3)).astype(np.float32)
     ang = rng.uniform(0.0, 2.0 * np.pi)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
-    shade = 1.0 + rng.uniform(0.1, 0.6) * (xx * np.cos(ang) + yy * np.sin(ang))
+    rows, cols = pixel_grid(size)
+    yy, xx = rows / size - 0.5, cols / size - 0.5
+    c, s = float(np.cos(ang)), float(np.sin(ang))  # Python floats keep the arithmetic float32
+    shade = 1.0 + rng.uniform(0.1, 0.6) * (xx * c + yy * s)
     return np.asarray(np.clip(fill * shade[..., None], 0.0, 1.0), dtype=np.float32)
 
 
@@ -140,11 +151,13 @@ def add_occluders(image: NDArray[np.float32], face_box: tuple[float, float, floa
                 pts = np.stack([cx + d[:, 0] * np.cos(rot) - d[:, 1] * np.sin(rot),
                                 cy + d[:, 0] * np.sin(rot) + d[:, 1] * np.cos(rot)], 1).astype(np.int32)
             cv2.fillPoly(m, [pts], 255, cv2.LINE_AA)
-        a = m.astype(np.float32) / 255.0
         fill = _occluder_fill(max(h, w), rng, c, skin)[:h, :w]
-        out = out * (1.0 - a[..., None]) + fill * a[..., None]
-        alpha = np.maximum(alpha, a)
-    return out.astype(np.float32), alpha
+        bx, by, bw, bh = cv2.boundingRect(m)  # blend only where the mask is (the same result)
+        box = (slice(by, by + bh), slice(bx, bx + bw))
+        a = m[box].astype(np.float32) / np.float32(255.0)
+        out[box] = out[box] * (1.0 - a[..., None]) + fill[box] * a[..., None]
+        alpha[box] = np.maximum(alpha[box], a)
+    return out.astype(np.float32, copy=False), alpha
 
 
 def _motion_kernel(length: int, angle: float) -> NDArray[np.float32]:
@@ -158,9 +171,121 @@ def _motion_kernel(length: int, angle: float) -> NDArray[np.float32]:
     return out
 
 
+@lru_cache(maxsize=1)
+def noise_table() -> NDArray[np.float32]:
+    """(NOISE_TABLE_SIZE,) float32 standard normal samples, the same in every process.
+
+    Drawing a fresh Gaussian per pixel costs more than the rest of the camera model together;
+    each image instead reads its noise from a random offset into this fixed table (8 MiB, made
+    once per process from a fixed seed). Within an image the noise is independent from pixel
+    to pixel; the offset, drawn from the sample's generator, keeps samples reproducible.
+    """
+    return np.random.default_rng(_NOISE_TABLE_SEED).standard_normal(NOISE_TABLE_SIZE, dtype=np.float32)
+
+
+@numba.njit(cache=True, nogil=True)
+def _luma_mean(img: NDArray[np.float32]) -> float:  # pragma: no cover - compiled
+    h, w = img.shape[0], img.shape[1]
+    acc = 0.0
+    for i in range(h):
+        for j in range(w):
+            acc += _LR * float(img[i, j, 0]) + _LG * float(img[i, j, 1]) + _LB * float(img[i, j, 2])
+    return float(acc / (h * w))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _jitter(v: float, y: float, saturation: float, contrast: float, brightness: float, mean: float,
+            gamma_lut: NDArray[np.float32]) -> float:  # pragma: no cover - compiled
+    """One channel ``v`` of luma ``y``: saturation, contrast, brightness, gamma (by table)."""
+    steps = gamma_lut.shape[0] - 1
+    v = y + (v - y) * saturation
+    v = (mean + (v - mean) * contrast) * brightness
+    v = min(max(v, 0.0), 1.0) * steps
+    t = min(int(v), steps - 1)
+    lo, hi = float(gamma_lut[t]), float(gamma_lut[t + 1])
+    return float(lo + (v - t) * (hi - lo))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _expose(v: float, noise_std: float, n: float) -> np.uint8:  # pragma: no cover - compiled
+    """Shot noise (brighter pixels are noisier), then rounding to 8 bits."""
+    if noise_std > 0.0:
+        v += noise_std * np.sqrt(min(max(v, _SHOT_NOISE_FLOOR), 1.0) / _SHOT_NOISE_REF) * n
+    return np.uint8(min(max(v * 255.0 + 0.5, 0.0), 255.0))
+
+
+@numba.njit(cache=True, nogil=True)
+def _develop_kernel(img: NDArray[np.float32], jitter: bool, saturation: float, contrast: float,
+                    brightness: float, mean: float, gamma_lut: NDArray[np.float32], gray: bool,
+                    noise_std: float, noise: NDArray[np.float32],
+                    out: NDArray[np.uint8]) -> None:  # pragma: no cover - compiled
+    h, w = img.shape[0], img.shape[1]
+    k = 0
+    noisy = noise_std > 0.0
+    for i in range(h):
+        for j in range(w):
+            r, g, b = float(img[i, j, 0]), float(img[i, j, 1]), float(img[i, j, 2])
+            if jitter:
+                y = _LR * r + _LG * g + _LB * b
+                r = _jitter(r, y, saturation, contrast, brightness, mean, gamma_lut)
+                g = _jitter(g, y, saturation, contrast, brightness, mean, gamma_lut)
+                b = _jitter(b, y, saturation, contrast, brightness, mean, gamma_lut)
+            if gray:
+                r = g = b = _LR * r + _LG * g + _LB * b
+            nr = ng = nb = 0.0
+            if noisy:
+                nr, ng, nb = noise[k], noise[k + 1], noise[k + 2]
+                k += 3
+            out[i, j, 0] = _expose(r, noise_std, nr)
+            out[i, j, 1] = _expose(g, noise_std, ng)
+            out[i, j, 2] = _expose(b, noise_std, nb)
+
+
+def develop(image: NDArray[np.float32], *, saturation: float | None = None, contrast: float = 1.0,
+            brightness: float = 1.0, gamma: float = 1.0, gray: bool = False,
+            noise_std: float = 0.0, noise: NDArray[np.float32] | None = None) -> NDArray[np.uint8]:
+    """Colour jitter, grayscale, shot noise and quantisation of an image, in one pass.
+
+    Per pixel, in this order (each step optional): colour jitter (saturation about the pixel's
+    luma, contrast about the image's mean luma, brightness, then ``clip(x, 0, 1) ** gamma``,
+    the power through a 4097-entry table), grayscale (luma), signal-dependent Gaussian noise
+    ``noise_std * sqrt(clip(x, 0.02, 1) / 0.5) * n``, and rounding to uint8.
+
+    Args:
+        image: (H, W, 3) float32 sRGB in [0, 1].
+        saturation: the jitter's saturation factor; ``None``: no colour jitter (the contrast,
+            brightness and gamma are then ignored).
+        contrast: the jitter's contrast factor.
+        brightness: the jitter's brightness factor.
+        gamma: the jitter's gamma exponent.
+        gray: convert to grayscale.
+        noise_std: the noise's std at mid-grey (0: none).
+        noise: (>= H * W * 3,) float32 standard normal samples, read in (row, column,
+            channel) order; needed when ``noise_std > 0``.
+
+    Returns:
+        (H, W, 3) uint8.
+    """
+    img = np.ascontiguousarray(image, dtype=np.float32)
+    h, w = img.shape[:2]
+    n = np.zeros(1, dtype=np.float32) if noise is None else np.ascontiguousarray(noise, dtype=np.float32)
+    if noise_std > 0.0 and len(n) < img.size:
+        raise ValueError(f"noise needs {img.size} samples for a {h}x{w} image, got {len(n)}")
+    jitter = saturation is not None
+    mean = _luma_mean(img) if jitter else 0.0
+    lut = np.power(np.linspace(0.0, 1.0, _GAMMA_LUT_SIZE), float(gamma)).astype(np.float32)
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    _develop_kernel(img, jitter, float(saturation or 1.0), float(contrast), float(brightness), mean,
+                    lut, bool(gray), float(noise_std), n, out)
+    return out
+
+
 def camera_effects(image: NDArray[np.float32], rng: np.random.Generator,
                    cfg: CameraConfig | None = None) -> NDArray[np.uint8]:
     """Blur, noise, colour jitter and JPEG compression of an (H, W, 3) float32 image.
+
+    Blurs are OpenCV filters; colour jitter, grayscale, noise and quantisation are one pass of
+    :func:`develop` (the noise read from :func:`noise_table`).
 
     Returns:
         (H, W, 3) uint8 RGB.
@@ -173,20 +298,18 @@ def camera_effects(image: NDArray[np.float32], rng: np.random.Generator,
     if rng.random() < c.motion_prob:
         kernel = _motion_kernel(int(rng.integers(*c.motion_len)), float(rng.uniform(0.0, np.pi)))
         img = np.asarray(cv2.filter2D(img, -1, kernel), dtype=np.float32)
+    jitter: dict[str, float] = {}
     if rng.random() < c.jitter_prob:
-        gray = matmul_rows(img, _LUMA)[..., None].astype(np.float32)
-        img = gray + (img - gray) * np.float32(rng.uniform(*c.saturation))
-        mean = float(gray.mean())
-        img = mean + (img - mean) * np.float32(rng.uniform(*c.contrast))
-        img = img * np.float32(rng.uniform(*c.brightness))
-        img = np.power(np.clip(img, 0.0, 1.0), np.float32(rng.uniform(*c.gamma)))
-    if rng.random() < c.gray_prob:
-        img = np.repeat(matmul_rows(img, _LUMA)[..., None], 3, axis=2).astype(np.float32)
+        jitter = dict(saturation=float(rng.uniform(*c.saturation)), contrast=float(rng.uniform(*c.contrast)),
+                      brightness=float(rng.uniform(*c.brightness)), gamma=float(rng.uniform(*c.gamma)))
+    gray = bool(rng.random() < c.gray_prob)
+    noise_std, noise = 0.0, None
     if rng.random() < c.noise_prob:
-        std = float(rng.uniform(*c.noise_std))
-        sigma = std * np.sqrt(np.clip(img, 0.02, 1.0) / 0.5)  # brighter pixels, more shot noise
-        img = img + sigma * rng.standard_normal(img.shape, dtype=np.float32)
-    out: NDArray[np.uint8] = np.clip(img * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
+        noise_std = float(rng.uniform(*c.noise_std))
+        table = noise_table()
+        start = int(rng.integers(0, len(table) - img.size + 1))
+        noise = table[start:start + img.size]
+    out = develop(img, **jitter, gray=gray, noise_std=noise_std, noise=noise)
     if rng.random() < c.jpeg_prob:
         quality = int(rng.integers(*c.jpeg_quality))
         ok, buf = cv2.imencode(".jpg", out[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])

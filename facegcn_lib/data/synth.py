@@ -39,7 +39,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numba
 import numpy as np
 import torch
@@ -66,7 +65,7 @@ from facegcn_lib.geometry.rotations import euler_to_rotation, rotation_to_euler
 from facegcn_lib.morphable.ict import FACE_VERTS, load_ict_model
 from facegcn_lib.morphable.model import MorphableModel
 from facegcn_lib.render.occlusion import OcclusionConfig, lit_from, visible_in_depth_map
-from facegcn_lib.render.raster import interpolate, rasterize
+from facegcn_lib.render.raster import covered_vertices, interpolate, rasterize, resolve
 from facegcn_lib.render.shading import (
     SH_COEFFS,
     Lighting,
@@ -311,9 +310,15 @@ def _in_plane_rotation(angle_deg: float) -> NDArray[np.float64]:
     return np.asarray(_MODEL_TO_CAM @ screen @ _MODEL_TO_CAM)
 
 
+#: Triangles per chunk of the rasterizer's occlusion culling.
+_OCCLUSION_CHUNK = 64
+#: Largest integer of the renderer's 16-bit identity basis.
+_INT16_MAX = 32767
+
+
 @numba.njit(cache=True, nogil=True)
 def _accumulate(out: NDArray[np.float32], coeffs: NDArray[np.float32],
-                basis: NDArray[np.float32]) -> None:  # pragma: no cover - compiled
+                basis: NDArray) -> None:  # pragma: no cover - compiled
     """``out += coeffs @ basis[:len(coeffs)]``, skipping zero coefficients (single-threaded)."""
     for k in range(coeffs.shape[0]):
         c = coeffs[k]
@@ -322,20 +327,83 @@ def _accumulate(out: NDArray[np.float32], coeffs: NDArray[np.float32],
                 out[j] += c * basis[k, j]
 
 
+@numba.njit(cache=True, nogil=True)
+def _to_camera(verts: NDArray[np.float32], pivot: NDArray[np.float64], view_rot: NDArray[np.float64],
+               q: NDArray[np.float64], dist: float, p_cam: NDArray[np.float64],
+               view_depth: NDArray[np.float64]) -> None:  # pragma: no cover - compiled
+    """``p_view = view_rot (v - pivot) + (0, 0, dist)``; ``p_cam = q p_view``; ``view_depth``
+    is ``p_view``'s z."""
+    for i in range(verts.shape[0]):
+        x = verts[i, 0] - pivot[0]
+        y = verts[i, 1] - pivot[1]
+        z = verts[i, 2] - pivot[2]
+        a = view_rot[0, 0] * x + view_rot[0, 1] * y + view_rot[0, 2] * z
+        b = view_rot[1, 0] * x + view_rot[1, 1] * y + view_rot[1, 2] * z
+        c = view_rot[2, 0] * x + view_rot[2, 1] * y + view_rot[2, 2] * z + dist
+        view_depth[i] = c
+        for r in range(3):
+            p_cam[i, r] = q[r, 0] * a + q[r, 1] * b + q[r, 2] * c
+
+
+@numba.njit(cache=True, nogil=True)
+def _to_image(p_cam: NDArray[np.float64], frame: NDArray[np.float64], ss: int, pix: NDArray[np.float64],
+              pts_hi: NDArray[np.float64]) -> None:  # pragma: no cover - compiled
+    """Perspective division, then the (2, 3) affine ``frame`` of the normalised image plane:
+    ``pix`` in output pixels, ``pts_hi`` in the ``ss`` times supersampled raster's; both keep
+    the camera depth as z."""
+    for i in range(p_cam.shape[0]):
+        z = p_cam[i, 2]
+        nx = p_cam[i, 0] / z
+        ny = p_cam[i, 1] / z
+        x = frame[0, 0] * nx + frame[0, 1] * ny + frame[0, 2]
+        y = frame[1, 0] * nx + frame[1, 1] * ny + frame[1, 2]
+        pix[i, 0] = x
+        pix[i, 1] = y
+        pix[i, 2] = z
+        pts_hi[i, 0] = (x + 0.5) * ss - 0.5
+        pts_hi[i, 1] = (y + 0.5) * ss - 0.5
+        pts_hi[i, 2] = z
+
+
+@numba.njit(cache=True, nogil=True)
+def _seen_frames(idx: NDArray[np.int64], model_normals: NDArray[np.float64], to_cam: NDArray[np.float64],
+                 p_cam: NDArray[np.float64], normals: NDArray[np.float64],
+                 view_dirs: NDArray[np.float64]) -> None:  # pragma: no cover - compiled
+    """At vertices ``idx``: the normals rotated to the camera (``n @ to_cam``) and the unit
+    directions towards the eye (``-p / |p|``)."""
+    for n in range(idx.shape[0]):
+        i = idx[n]
+        for c in range(3):
+            normals[n, c] = (model_normals[i, 0] * to_cam[0, c] + model_normals[i, 1] * to_cam[1, c]
+                             + model_normals[i, 2] * to_cam[2, c])
+        norm = np.sqrt(p_cam[i, 0] ** 2 + p_cam[i, 1] ** 2 + p_cam[i, 2] ** 2)
+        for c in range(3):
+            view_dirs[n, c] = -p_cam[i, c] / norm
+
+
 class _Renderer:
     """The per-process state of the generator: the model, its region masks, cached arrays."""
 
     def __init__(self, model: MorphableModel) -> None:
         self.model = model
         self.parts: HeadParts = head_parts(model)
-        self.faces = np.ascontiguousarray(self.parts.draw_faces)
+        # outer surfaces (skin, then eyeballs) before what they hide (eye sockets, mouth,
+        # gums, teeth), so that the rasterizer's occlusion culling skips hidden chunks
+        inner = self.parts.part[self.parts.draw_faces].max(axis=1)
+        rank = np.select([inner == Part.SKIN, inner == Part.EYEBALL], [0, 1], 2)
+        self.faces = np.ascontiguousarray(self.parts.draw_faces[np.argsort(rank, kind="stable")])
         self.face_tri: NDArray[np.bool_] = np.asarray((self.faces < FACE_VERTS).all(axis=1))
+        self.face_weight = self.face_tri.astype(np.float32)
         self.skin: NDArray[np.bool_] = np.asarray(self.parts.part == Part.SKIN)
         # every drawn part is a closed or one-sided surface wound outwards: cull back faces
         self.cull = True
         k = model.num_verts * 3
         self.mean = model.mean.astype(np.float32).reshape(k)
-        self.id_basis = model.id_basis.reshape(model.num_id, k)
+        # every sample reads the whole identity basis (100 x 80k values): reading it is most of
+        # the shape's cost, so it is kept in 16 bits with a scale per mode (error < 0.001 mm)
+        id_basis = model.id_basis.reshape(model.num_id, k)
+        self.id_scale = (np.abs(id_basis).max(axis=1) / _INT16_MAX).astype(np.float32)
+        self.id_basis = np.round(id_basis / np.maximum(self.id_scale, 1e-30)[:, None]).astype(np.int16)
         self.exp_basis = model.exp_basis.reshape(model.num_exp, k)
         lm = model.mean[model.lmks68]
         # the pivot of the head's rotation: between the landmarks, halfway back in the skull
@@ -343,9 +411,10 @@ class _Renderer:
         self.lmks68 = model.lmks68
 
     def shape(self, id_coeffs: NDArray, exp_coeffs: NDArray) -> NDArray[np.float32]:
-        """(V, 3) float32 vertices, millimetres (reads only the active blendshapes)."""
+        """(V, 3) float32 vertices, millimetres (reads only the active blendshapes; the identity
+        basis is stored in 16 bits, within 0.001 mm of the model's float32 one)."""
         flat = self.mean.copy()
-        _accumulate(flat, id_coeffs.astype(np.float32), self.id_basis)
+        _accumulate(flat, (id_coeffs * self.id_scale[:len(id_coeffs)]).astype(np.float32), self.id_basis)
         _accumulate(flat, exp_coeffs.astype(np.float32), self.exp_basis)
         return flat.reshape(-1, 3)
 
@@ -367,7 +436,7 @@ def render_sample(r: _Renderer, rng: np.random.Generator, cfg: SynthConfig,
     # --- shape, pose, camera -------------------------------------------------------------
     id_c = rng.normal(0.0, cfg.id_std, cfg.num_id)
     exp_c = sample_expression(r.model.exp_names, rng, cfg.expression)
-    verts = r.shape(id_c, exp_c).astype(np.float64)
+    verts32 = r.shape(id_c, exp_c)
     yaw, pitch, roll = (rng.uniform(*cfg.yaw_deg), rng.uniform(*cfg.pitch_deg), rng.uniform(*cfg.roll_deg))
     rot = euler_to_rotation(np.radians(yaw), np.radians(pitch), np.radians(roll))
     dist = float(np.exp(rng.uniform(*np.log(cfg.distance_mm))))
@@ -376,51 +445,47 @@ def render_sample(r: _Renderer, rng: np.random.Generator, cfg: SynthConfig,
     sight = np.array([np.sin(off) * np.cos(off_dir), np.sin(off) * np.sin(off_dir), np.cos(off)])
     q = _rotation_towards(sight)
     view_rot = _MODEL_TO_CAM @ rot  # model frame -> view frame (pivot on the optical axis)
-    p_view = matmul_rows(verts - r.pivot, view_rot.T)
-    p_view[:, 2] += dist
-    p_cam = matmul_rows(p_view, q.T)  # the head seen off-axis
+    # view frame: p_view = view_rot (v - pivot) + (0, 0, dist); the head seen off-axis: q p_view
+    p_cam = np.empty((len(verts32), 3))
+    view_depth = np.empty(len(verts32))
+    _to_camera(verts32, r.pivot, view_rot, q, dist, p_cam, view_depth)
     if p_cam[:, 2].min() <= 0.0:  # pragma: no cover - distances are far larger than the head
         raise ValueError("the head reaches behind the camera; raise SynthConfig.distance_mm")
 
     # framing: the crop of a real photograph (box around the 68 landmarks, then augmentation),
     # applied to the normalised image plane (x / z, y / z) of an ideal pinhole camera
-    norm_xy = p_cam[:, :2] / p_cam[:, 2:3]
+    lm_cam = p_cam[r.lmks68]
     aug = _augment_params(rng, cfg.augment, size) if cfg.augment is not None else AugmentParams()
-    frame = CropTransform.build(landmark_box(norm_xy[r.lmks68], cfg.crop), size, aug)
+    frame = CropTransform.build(landmark_box(lm_cam[:, :2] / lm_cam[:, 2:3], cfg.crop), size, aug)
+    # image pixels, and the supersampled raster's (pixel centres at integers in both)
     pix = np.empty_like(p_cam)
-    pix[:, :2] = matmul_rows(norm_xy, frame.matrix[:2, :2].T) + frame.matrix[:2, 2]
-    pix[:, 2] = p_cam[:, 2]
+    pts_hi = np.empty_like(p_cam)
+    _to_image(p_cam, np.ascontiguousarray(frame.matrix[:2]), ss, pix, pts_hi)
     focal = frame.z_scale  # pixels per unit of the normalised plane: the focal length
     magnification = focal / dist
     yaw_r, pitch_r, roll_r = rotation_to_euler(_in_plane_rotation(aug.angle_deg) @ rot)
     pose = np.degrees([float(yaw_r), float(pitch_r), float(roll_r)])
     verts_img = np.empty((FACE_VERTS, 3), dtype=np.float32)
     verts_img[:, :2] = pix[:FACE_VERTS, :2]
-    verts_img[:, 2] = magnification * (dist - p_view[:FACE_VERTS, 2])
+    verts_img[:, 2] = magnification * (dist - view_depth[:FACE_VERTS])
 
     # --- rasterize at supersampled resolution ---------------------------------------------
     hi = size * ss
-    pts_hi = pix.copy()
-    pts_hi[:, :2] = (pix[:, :2] + 0.5) * ss - 0.5
-    gbuf = rasterize(pts_hi, r.faces, hi, hi, r.cull)
-    seen_tri = np.zeros(len(r.faces), dtype=bool)
-    seen_tri[gbuf.tri[gbuf.mask]] = True
-    used = np.zeros(len(verts), dtype=bool)  # vertices of triangles that are seen
-    used[r.faces[seen_tri].reshape(-1)] = True
-    idx = np.flatnonzero(used)
+    gbuf = rasterize(pts_hi, r.faces, hi, hi, r.cull, occlusion_chunk=_OCCLUSION_CHUNK)
+    idx = np.flatnonzero(covered_vertices(gbuf, r.faces, len(p_cam)))  # corners of seen triangles
 
     # --- appearance and lighting, per seen vertex ------------------------------------------
     app = sample_appearance(r.parts, rng, cfg.appearance, None if keep_steps else idx)
     albedo, specular = (app.albedo[idx], app.specular[idx]) if keep_steps else (app.albedo, app.specular)
     to_cam = (q @ view_rot).T
-    model_normals = vertex_normals(verts, r.faces)
-    normals = matmul_rows(model_normals[idx], to_cam)  # camera frame, seen vertices
-    view_dirs = -p_cam[idx] / np.linalg.norm(p_cam[idx], axis=1, keepdims=True)
+    model_normals = vertex_normals(verts32, r.faces)
+    normals = np.empty((len(idx), 3))  # camera frame, seen vertices
+    view_dirs = np.empty((len(idx), 3))  # towards the eye
+    _seen_frames(idx, model_normals, to_cam, p_cam, normals, view_dirs)
     light = random_lighting(rng, cfg.light)
     lit: NDArray[np.float64] | float = 1.0
     if rng.random() < cfg.light.shadow_prob:
-        shadow_map = lit_from(p_cam, r.faces, light.light_dir, cfg.shadow_map, r.cull)
-        lit = shadow_map[idx].astype(np.float64)
+        lit = lit_from(p_cam, r.faces, light.light_dir, cfg.shadow_map, r.cull, idx).astype(np.float64)
     radiance = shade(albedo, normals, view_dirs, light, specular, lit)
     # auto-exposure, like a camera's metering: the seen skin gets a random mean brightness,
     # partly independent of the light (auto_exposure) and of the skin tone (skin_exposure)
@@ -433,20 +498,14 @@ def render_sample(r: _Renderer, rng: np.random.Generator, cfg: SynthConfig,
         irradiance, alb = 1.0, float(app.skin @ _LUMA)
     exposure = rng.uniform(*cfg.light.exposure) / (irradiance ** cfg.light.auto_exposure
                                                    * (alb / _MID_SKIN) ** cfg.light.skin_exposure)
-    colors = np.zeros((len(verts), 3), dtype=np.float32)
+    colors = np.zeros((len(p_cam), 3), dtype=np.float32)
     colors[idx] = linear_to_srgb_fast(radiance * exposure)
 
     # --- interpolate, anti-alias, composite ------------------------------------------------
-    rgb_hi = interpolate(gbuf, r.faces, colors)
-    cover_hi = gbuf.mask.astype(np.float32)
-    face_hi = (gbuf.mask & r.face_tri[np.maximum(gbuf.tri, 0)]).astype(np.float32)
-    if ss > 1:
-        rgb = cv2.resize(rgb_hi, (size, size), interpolation=cv2.INTER_AREA)  # premultiplied
-        alpha = cv2.resize(cover_hi, (size, size), interpolation=cv2.INTER_AREA)
-        face_mask = np.asarray(cv2.resize(face_hi, (size, size), interpolation=cv2.INTER_AREA),
-                               dtype=np.float32)
-    else:
-        rgb, alpha, face_mask = rgb_hi, cover_hi, face_hi
+    # one pass: interpolate the colours at the supersamples and average them per pixel
+    # (premultiplied colour, coverage, and coverage by the face region)
+    res = resolve(gbuf, r.faces, colors, ss, r.face_weight)
+    rgb, alpha, face_mask = res.color, res.alpha, res.weight
     background = random_background(size, rng, cfg.background)
     image = rgb + (1.0 - alpha[..., None]) * background
     box_lo, box_hi = verts_img[r.lmks68, :2].min(axis=0), verts_img[r.lmks68, :2].max(axis=0)
@@ -465,7 +524,7 @@ def render_sample(r: _Renderer, rng: np.random.Generator, cfg: SynthConfig,
                      albedo=interpolate(gbuf, r.faces, linear_to_srgb(app.albedo)),
                      shading=interpolate(gbuf, r.faces, linear_to_srgb_fast(exposure * _shading_only(
                          all_normals, all_dirs, light, idx, lit))),
-                     rendered=rgb_hi, alpha=alpha, background=background, composite=image,
+                     rendered=interpolate(gbuf, r.faces, colors), alpha=alpha, background=background, composite=image,
                      occluded=occluded, occluder_alpha=occ_alpha, lighting=light,
                      shadow=lit, appearance=app, id_coeffs=id_c, exp_coeffs=exp_c,
                      distance_mm=dist, focal_px=focal, exposure=exposure)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
 from facegcn_lib.render.raster import rasterize
-from facegcn_lib.render.shading import matmul_rows
 
 
 @dataclass(frozen=True)
@@ -47,17 +47,27 @@ def visible_in_depth_map(points: NDArray, depth: NDArray, bias: float) -> NDArra
         (N,) bool: inside the map and not hidden. The test takes the farthest depth of the
         2x2 pixels around the point, so a point on a silhouette counts as visible.
     """
-    p = np.asarray(points, dtype=np.float64)
-    h, w = depth.shape
-    x0 = np.floor(p[:, 0]).astype(np.int64)
-    y0 = np.floor(p[:, 1]).astype(np.int64)
-    inside = (x0 >= 0) & (y0 >= 0) & (x0 + 1 < w) & (y0 + 1 < h)
-    xi = np.clip(x0, 0, w - 2)
-    yi = np.clip(y0, 0, h - 2)
-    d = np.asarray(depth, dtype=np.float64)
-    far = np.maximum(np.maximum(d[yi, xi], d[yi, xi + 1]), np.maximum(d[yi + 1, xi], d[yi + 1, xi + 1]))
-    out: NDArray[np.bool_] = inside & (p[:, 2] <= far + bias)
+    p = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
+    d = np.asarray(depth)
+    if d.dtype != np.float32:
+        d = d.astype(np.float64)
+    out = np.empty(len(p), dtype=np.bool_)
+    _visible_kernel(p, np.ascontiguousarray(d), float(bias), out)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _visible_kernel(p: NDArray[np.float64], depth: NDArray[np.floating], bias: float,
+                    out: NDArray[np.bool_]) -> None:  # pragma: no cover - compiled
+    h, w = depth.shape
+    for i in range(p.shape[0]):
+        x, y = p[i, 0], p[i, 1]
+        out[i] = False
+        if not (x >= 0.0 and y >= 0.0 and x < w - 1 and y < h - 1):  # NaN: outside
+            continue
+        x0, y0 = int(x), int(y)  # floor, for non-negative x and y
+        far = max(max(depth[y0, x0], depth[y0, x0 + 1]), max(depth[y0 + 1, x0], depth[y0 + 1, x0 + 1]))
+        out[i] = p[i, 2] <= far + bias
 
 
 def _basis_for(direction: NDArray) -> NDArray[np.float64]:
@@ -70,9 +80,33 @@ def _basis_for(direction: NDArray) -> NDArray[np.float64]:
     return np.stack([u, np.cross(d, u), d])
 
 
+@numba.njit(cache=True, nogil=True)
+def _light_map_points(v: NDArray[np.float64], rot: NDArray[np.float64], map_size: int,
+                      out: NDArray[np.float64]) -> None:  # pragma: no cover - compiled
+    """Orthographic depth-map coordinates of ``v`` seen along ``-rot[2]`` (see :func:`lit_from`)."""
+    n = v.shape[0]
+    for i in range(n):
+        for r in range(3):
+            out[i, r] = rot[r, 0] * v[i, 0] + rot[r, 1] * v[i, 1] + rot[r, 2] * v[i, 2]
+    lo_u = hi_u = out[0, 0]
+    lo_v = hi_v = out[0, 1]
+    for i in range(1, n):
+        lo_u = min(lo_u, out[i, 0])
+        hi_u = max(hi_u, out[i, 0])
+        lo_v = min(lo_v, out[i, 1])
+        hi_v = max(hi_v, out[i, 1])
+    pixel = max(hi_u - lo_u, hi_v - lo_v) / (map_size - 3)
+    # map frame (u, -v, -d): right-handed like a camera's (x right, y down, z away from the light)
+    for i in range(n):
+        out[i, 0] = (out[i, 0] - lo_u) / pixel + 1.0
+        out[i, 1] = (hi_v - out[i, 1]) / pixel + 1.0
+        out[i, 2] = -out[i, 2] / pixel  # depth key in pixel units: nearer the light is smaller
+
+
 def lit_from(verts: NDArray, faces: NDArray, direction: NDArray,
              cfg: OcclusionConfig | None = None,
-             cull_back: NDArray | bool = False) -> NDArray[np.bool_]:
+             cull_back: NDArray | bool = False,
+             subset: NDArray | None = None) -> NDArray[np.bool_]:
     """Which vertices a distant light from ``direction`` reaches (a shadow-map test).
 
     Args:
@@ -82,24 +116,21 @@ def lit_from(verts: NDArray, faces: NDArray, direction: NDArray,
         cull_back: triangles that may be culled when seen from behind (see
             :func:`facegcn_lib.render.raster.rasterize`); ``verts`` must then be in a
             right-handed frame.
+        subset: (N,) vertex indices to test (default: all); the whole mesh casts shadows.
 
     Returns:
-        (V,) bool: True where no other part of the mesh lies between the vertex and the light.
+        (V,) bool, or (N,) for a ``subset``: True where no other part of the mesh lies between
+        the vertex and the light.
     """
     c = cfg or OcclusionConfig()
-    v = np.asarray(verts, dtype=np.float64)
-    rot = _basis_for(direction)
-    local = matmul_rows(v, rot.T)  # u, v across the map, third axis towards the light
-    lo = local[:, :2].min(axis=0)
-    hi = local[:, :2].max(axis=0)
-    pixel = float((hi - lo).max()) / (c.map_size - 3)
-    # map frame (u, -v, -d): right-handed like a camera's (x right, y down, z away from the light)
-    pts = np.empty_like(local)
-    pts[:, 0] = (local[:, 0] - lo[0]) / pixel + 1.0
-    pts[:, 1] = (hi[1] - local[:, 1]) / pixel + 1.0
-    pts[:, 2] = -local[:, 2] / pixel  # depth key in pixel units: nearer the light is smaller
-    gbuf = rasterize(pts, faces, c.map_size, c.map_size, cull_back)
-    return visible_in_depth_map(pts, gbuf.depth, c.bias_pixels)
+    v = np.ascontiguousarray(verts, dtype=np.float64)
+    if len(v) == 0:
+        return np.zeros(0 if subset is None else len(subset), dtype=bool)
+    # u, v across the map, the third axis towards the light, scaled to map pixels
+    pts = np.empty_like(v)
+    _light_map_points(v, _basis_for(direction), c.map_size, pts)
+    gbuf = rasterize(pts, faces, c.map_size, c.map_size, cull_back, barycentric=False)
+    return visible_in_depth_map(pts if subset is None else pts[subset], gbuf.depth, c.bias_pixels)
 
 
 def sphere_directions(n: int) -> NDArray[np.float64]:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facegcn_lib.data.backgrounds import BackgroundConfig, pixel_grid, random_background, smooth_noise
+from facegcn_lib.data.backgrounds import (
+    BackgroundConfig,
+    pixel_grid,
+    random_background,
+    smooth_noise,
+)
 
 
 def reference_smooth_noise(size: int, rng: np.random.Generator, octaves: int = 4,

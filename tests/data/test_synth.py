@@ -129,3 +129,42 @@ def test_steps_for_figures(model: MorphableModel) -> None:
     assert (s.image == ds.sample(5).image).all()  # keeping the steps changes nothing
     with pytest.raises(IndexError):
         faces_at(model, SynthConfig())[1000]
+
+
+def test_renderer_shapes_are_the_models(model: MorphableModel) -> None:
+    # the renderer keeps the identity basis in 16 bits: within a micron of the model's shape
+    r = faces_at(model, SynthConfig()).renderer
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        id_c = rng.normal(size=model.num_id)
+        exp_c = np.where(rng.random(model.num_exp) < 0.2, rng.random(model.num_exp), 0.0)
+        ref = model.sample_numpy(id_coeffs=id_c, exp_coeffs=exp_c)
+        assert np.abs(r.shape(id_c, exp_c) - ref).max() < 1e-3
+
+
+def test_camera_kernels_match_numpy() -> None:
+    from facegcn_lib.data.synth import _seen_frames, _to_camera, _to_image
+
+    rng = np.random.default_rng(1)
+    v = rng.normal(0, 80, (50, 3)).astype(np.float32)
+    pivot, dist = rng.normal(0, 10, 3), 700.0
+    view_rot, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    p_view = (v - pivot) @ view_rot.T + np.array([0.0, 0.0, dist])
+    p_cam, depth = np.empty((50, 3)), np.empty(50)
+    _to_camera(v, pivot, view_rot, q, dist, p_cam, depth)
+    np.testing.assert_allclose(p_cam, p_view @ q.T, atol=1e-9)
+    np.testing.assert_allclose(depth, p_view[:, 2], atol=1e-9)
+    frame = rng.normal(size=(2, 3))
+    pix, hi = np.empty((50, 3)), np.empty((50, 3))
+    _to_image(p_cam, frame, 2, pix, hi)
+    norm = p_cam[:, :2] / p_cam[:, 2:]
+    np.testing.assert_allclose(pix[:, :2], norm @ frame[:, :2].T + frame[:, 2], atol=1e-9)
+    np.testing.assert_allclose(hi[:, :2], (pix[:, :2] + 0.5) * 2 - 0.5, atol=1e-9)
+    assert (pix[:, 2] == p_cam[:, 2]).all() and (hi[:, 2] == p_cam[:, 2]).all()
+    idx = np.array([4, 0, 49])
+    normals, dirs = np.empty((3, 3)), np.empty((3, 3))
+    model_normals = rng.normal(size=(50, 3))
+    _seen_frames(idx, model_normals, q, p_cam, normals, dirs)
+    np.testing.assert_allclose(normals, model_normals[idx] @ q, atol=1e-12)
+    np.testing.assert_allclose(dirs, -p_cam[idx] / np.linalg.norm(p_cam[idx], axis=1, keepdims=True))

@@ -65,3 +65,29 @@ def test_ambient_occlusion_of_a_convex_body_is_one() -> None:
     centre = np.argmin(np.linalg.norm(floor[:, :2], axis=1))
     corner = np.argmax(np.linalg.norm(floor[:, :2], axis=1))
     assert ao2[centre] < 0.5 < ao2[corner]
+
+
+def test_lit_from_a_subset_is_the_subset_of_all() -> None:
+    floor, ff = plate(0.0, 10.0, 20)
+    roof, rf = plate(5.0, 3.0, 6)
+    v = np.concatenate([floor, roof])
+    f = np.concatenate([ff, rf + len(floor)])
+    idx = np.array([3, 200, 220, len(v) - 1, 0])
+    for d in (np.array([0.0, 0.0, 1.0]), np.array([0.3, -0.2, 1.0])):
+        np.testing.assert_array_equal(lit_from(v, f, d, subset=idx), lit_from(v, f, d)[idx])
+
+
+def test_visible_in_depth_map_matches_numpy() -> None:
+    rng = np.random.default_rng(3)
+    depth = rng.uniform(1.0, 2.0, (9, 12)).astype(np.float32)
+    depth[rng.random((9, 12)) < 0.2] = np.inf
+    pts = np.column_stack([rng.uniform(-2, 14, 500), rng.uniform(-2, 11, 500), rng.uniform(0.5, 2.5, 500)])
+    pts[0] = np.nan
+    x0, y0 = np.floor(pts[:, 0]), np.floor(pts[:, 1])
+    inside = (x0 >= 0) & (y0 >= 0) & (x0 + 1 < 12) & (y0 + 1 < 9)
+    xi, yi = np.clip(np.nan_to_num(x0), 0, 10).astype(int), np.clip(np.nan_to_num(y0), 0, 7).astype(int)
+    d = depth.astype(np.float64)
+    far = np.maximum(np.maximum(d[yi, xi], d[yi, xi + 1]), np.maximum(d[yi + 1, xi], d[yi + 1, xi + 1]))
+    ref = inside & (pts[:, 2] <= far + 0.1)
+    for dm in (depth, depth.astype(np.float64)):
+        np.testing.assert_array_equal(visible_in_depth_map(pts, dm, 0.1), ref)

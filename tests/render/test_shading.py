@@ -90,3 +90,40 @@ def test_matmul_rows_is_matmul() -> None:
     x, m, v = rng.normal(size=(7, 4, 3)), rng.normal(size=(3, 5)), rng.normal(size=3)
     np.testing.assert_allclose(matmul_rows(x, m), x @ m)
     np.testing.assert_allclose(matmul_rows(x, v), x @ v)
+
+
+def reference_shade(albedo, normals, view_dirs, light, specular_scale=1.0, light_visibility=1.0):
+    """The shading model in plain numpy, term by term."""
+    ndl = np.clip(normals @ light.light_dir, 0.0, None) * light_visibility
+    irradiance = light.ambient + sh_irradiance(normals, light.sh) + ndl[:, None] * light.light_color
+    out = albedo * np.clip(irradiance, 0.0, None)
+    h = view_dirs + light.light_dir
+    h /= np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12)
+    ndh = np.clip((normals * h).sum(axis=1), 0.0, None)
+    spec = light.specular * specular_scale * ndh ** light.shininess * np.minimum(8.0 * ndl, 1.0)
+    return out + spec[:, None] * light.light_color
+
+
+def test_shade_matches_the_numpy_reference() -> None:
+    rng = np.random.default_rng(5)
+    n = sphere_directions(300)
+    view = rng.normal(size=(300, 3))
+    view /= np.linalg.norm(view, axis=1, keepdims=True)
+    d = rng.normal(size=3)
+    light = Lighting(ambient=rng.uniform(0, 0.3, 3), sh=rng.normal(0, 0.3, (SH_COEFFS, 3)),
+                     light_dir=d / np.linalg.norm(d), light_color=rng.uniform(0, 1, 3), specular=0.4,
+                     shininess=25.0)
+    albedo, scale, vis = rng.random((300, 3)), rng.random(300), (rng.random(300) > 0.3).astype(float)
+    np.testing.assert_allclose(shade(albedo, n, view, light, scale, vis),
+                               reference_shade(albedo, n, view, light, scale, vis), atol=1e-12)
+    np.testing.assert_allclose(shade(albedo, n, view, light), reference_shade(albedo, n, view, light),
+                               atol=1e-12)
+
+
+def test_matmul_rows_keeps_float32() -> None:
+    rng = np.random.default_rng(2)
+    x, m = rng.normal(size=(50, 3)).astype(np.float32), rng.normal(size=(3, 6)).astype(np.float32)
+    out = matmul_rows(x, m)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, x.astype(np.float64) @ m, rtol=1e-5, atol=1e-6)
+    assert matmul_rows(x, m.astype(np.float64)).dtype == np.float64
