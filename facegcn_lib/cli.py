@@ -196,9 +196,9 @@ def _add_reconstruct(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps", "auto"),
                    help="where the networks run (default: %(default)s)")
     p.add_argument("--checkpoint", help="a model checkpoint (default: the pretrained model)")
-    p.add_argument("--flip", action="store_true",
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                    help="average each face with the prediction for its mirror image (twice the "
-                        "network work; see the results page of the book for its effect)")
+                        "network work; on by default, see the results page of the book)")
     p.add_argument("--passes", type=int, default=1,
                    help="network passes per face, each later one re-cropping from the last "
                         "prediction (default: 1)")

@@ -26,8 +26,11 @@ def main(src: Path, dst: Path) -> None:
                         ("val/nme", "validation dense 3D NME")):
         steps, values = zip(*series[name], strict=True)
         ax.plot(steps, values, label=label, marker="o" if name == "val/nme" else None, ms=3)
-    ax.axvline(592, color="grey", ls=":", lw=1)
-    ax.text(600, ax.get_ylim()[1] * 0.9, "stage 2 (fine-tune)", fontsize=8, color="grey")
+    lr = series.get("train/lr", [])
+    for (step, now), (_, before) in zip(lr[1:], lr, strict=False):
+        if now > before:  # the learning rate restarted: a second, fine-tuning run
+            ax.axvline(step, color="grey", ls=":", lw=1)
+            ax.text(step + 8, ax.get_ylim()[1] * 0.9, "fine-tuning run", fontsize=8, color="grey")
     ax.set_xlabel("optimiser step (batch 32)")
     ax.set_yscale("log")
     ax.legend(fontsize=8)

@@ -186,8 +186,9 @@ class Preset:
 #:
 #: * ``paper``: the paper's recipe for a GPU: ResNet-50 at 256 x 256, batch 50, 80 epochs, Adam
 #:   1e-3 halved every 20 epochs, the ICT face mesh (the BFM mesh with ``--data 300w-lp``);
-#:   50,000 new synthetic faces per epoch. Rendering them on the CPU (about 20 faces per second
-#:   per core) bounds a GPU run: give it many data-loader workers.
+#:   50,000 new synthetic faces per epoch. Rendering them on the CPU (about 85 faces per second
+#:   on 2 cores at 256 x 256, ``benchmarks/render.py``) bounds a GPU run: give it many
+#:   data-loader workers, or render a cache first (``facegcn data synth``, ``--synth-cache``).
 #: * ``cpu``: a model trained in at most 60 minutes on 2 CPU cores: ResNet-18 at 128 x 128 and
 #:   the five-level ResGCN on the ICT face mesh, batch 32, float32, one data-loader worker
 #:   rendering new faces (2,000 per epoch) while the main process trains. The run times its

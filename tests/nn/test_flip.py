@@ -74,10 +74,10 @@ def test_the_pipeline_averages_with_the_mirror_image(checkpoint: object, data_ro
     from facegcn_lib.pipeline import PipelineConfig, Reconstructor
     from tests.tiny_reconstructor import PHOTO
 
-    assert not PipelineConfig().flip  # off by default (see its docstring)
+    assert PipelineConfig().flip  # on by default (see its docstring)
     photo = load_image(data_dir() / PHOTO)
-    plain = Reconstructor(Path(str(checkpoint)))
-    flip = Reconstructor(Path(str(checkpoint)), config=PipelineConfig(flip=True))
+    plain = Reconstructor(Path(str(checkpoint)), config=PipelineConfig(flip=False))
+    flip = Reconstructor(Path(str(checkpoint)))
     a, b = plain(photo), flip(photo)
     assert len(a) == len(b) == 1
     assert a[0].verts_img.shape == b[0].verts_img.shape
