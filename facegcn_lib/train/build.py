@@ -386,6 +386,10 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
     if synth_cache is not None and data != "synthetic":
         raise TrainConfigError("a synthetic-face cache is training data of its own: use it "
                                "with --data synthetic")
+    if synth_cache is not None and train_samples is not None:
+        raise TrainConfigError("--train-samples sets how many faces are rendered per epoch; with "
+                               "--synth-cache an epoch is one pass over the cached faces: drop "
+                               "one of the two")
     if data == "300w-lp" and mcfg.mesh.topology != "bfm":
         mcfg = replace(mcfg, mesh=MeshConfig(topology="bfm", n_levels=mcfg.mesh.n_levels,
                                              factor=mcfg.mesh.factor))

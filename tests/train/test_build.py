@@ -125,6 +125,8 @@ def test_training_from_a_synthetic_face_cache(data_root: Path, tmp_path: Path) -
     torch.testing.assert_close(setup.train_set[1]["verts"], a["verts"])  # seeded by the index
     with pytest.raises(TrainConfigError, match="--size 128"):
         build_from_preset("cpu", val_samples=2, train_overrides=overrides, synth_cache=tmp_path / "c")
+    with pytest.raises(TrainConfigError, match="drop one of the two"):
+        build_from_preset("cpu", model_config=mcfg, train_samples=8, synth_cache=tmp_path / "c")
     with pytest.raises(TrainConfigError, match="facegcn data synth"):
         build_from_preset("cpu", model_config=mcfg, val_samples=2, train_overrides=overrides,
                           synth_cache=tmp_path / "missing")
