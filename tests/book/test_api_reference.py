@@ -12,18 +12,15 @@ import importlib
 import importlib.util
 import inspect
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.tools import load_tool
+
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("api_pages", ROOT / "tools" / "api_pages.py")
-assert _spec is not None and _spec.loader is not None
-api_pages = importlib.util.module_from_spec(_spec)
-sys.modules["api_pages"] = api_pages
-_spec.loader.exec_module(api_pages)
+api_pages = load_tool("api_pages")
 
 FIX = "run `python tools/api_pages.py --write` and add new pages to _toc.yml"
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
+from tests.tools import load_tool
+
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("check_site", ROOT / "tools" / "check_site.py")
-assert _spec is not None and _spec.loader is not None
-check_site = importlib.util.module_from_spec(_spec)
-sys.modules["check_site"] = check_site
-_spec.loader.exec_module(check_site)
+check_site = load_tool("check_site")
 
 
 def test_dom_checks_catch_untypeset_math_and_undrawn_plots(tmp_path: Path) -> None:

@@ -4,16 +4,12 @@ shipped table it wrote."""
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
 from pathlib import Path
 
+from tests.tools import load_tool
+
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("gap_step", ROOT / "tools" / "gap_step.py")
-assert _spec is not None and _spec.loader is not None
-gap_step = importlib.util.module_from_spec(_spec)
-sys.modules["gap_step"] = gap_step
-_spec.loader.exec_module(gap_step)
+gap_step = load_tool("gap_step")
 
 
 def row(step: str, value: str) -> dict[str, str]:
