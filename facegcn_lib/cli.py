@@ -255,7 +255,7 @@ def _train(args: argparse.Namespace) -> int:
                                   decoder=args.decoder, train_samples=args.train_samples,
                                   val_samples=args.val_samples, bfm=args.bfm,
                                   data_root=args.data_root, synth_cache=args.synth_cache,
-                                  encoder=args.encoder)
+                                  encoder=args.encoder, landmark_weight=args.landmark_weight)
         if args.init:
             from facegcn_lib.train.checkpoint import init_from_checkpoint
 
@@ -322,6 +322,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "and re-cropped anew each epoch) instead of rendering them on the fly")
     p.add_argument("--encoder", choices=ENCODER_ARCHS_CHOICES,
                    help="the image encoder instead of the preset's")
+    p.add_argument("--landmark-weight", type=float, metavar="BETA",
+                   help="weight of the loss's image-plane L1 term on the 68 landmarks (the cpu "
+                        "preset: 1; 0: the paper's loss alone)")
     p.add_argument("--val-samples", type=int, help="held-out synthetic faces")
     p.add_argument("--bfm", help="300w-lp: your Basel Face Model file (face3d's BFM.mat)")
     p.add_argument("--data-root", help="300w-lp: the 300W-LP folder (default: the sample)")
@@ -407,6 +410,7 @@ exit codes: 0 evaluated; 1 the model or a data file is missing or unreadable; 2 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from facegcn_lib.eval.benchmarks import BenchmarkConfig, BenchmarkError, run_benchmark
+    from facegcn_lib.pipeline import PipelineConfig, PipelineConfigError
     from facegcn_lib.train.checkpoint import CheckpointError
     from facegcn_lib.train.device import DeviceUnavailableError
 
@@ -414,9 +418,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"error: --n must be at least 3 (one face per yaw bin), got {args.n}", file=sys.stderr)
         return EXIT_USAGE
     try:
+        pipeline = PipelineConfig(passes=args.passes, flip=args.flip)
+    except PipelineConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         result = run_benchmark(args.benchmark, args.checkpoint, n=args.n,
                                annotations=args.annotations, device=args.device,
-                               config=BenchmarkConfig(progress=not args.quiet))
+                               config=BenchmarkConfig(progress=not args.quiet), pipeline=pipeline)
     except (DeviceUnavailableError, BenchmarkError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -442,6 +451,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="synthetic: number of faces, balanced over the yaw bins (default: %(default)s)")
     p.add_argument("--annotations", default="original", choices=("original", "reannotated"),
                    help="aflw2000: the ground-truth landmarks (default: %(default)s)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
+                   help="aflw2000, faces68: test-time flip averaging, as `facegcn reconstruct` "
+                        "(default: on)")
+    p.add_argument("--passes", type=int, default=1,
+                   help="aflw2000, faces68: network passes per face, as `facegcn reconstruct` "
+                        "(default: %(default)s)")
     p.add_argument("--out", default="facegcn_eval", help="output folder (default: %(default)s)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps", "auto"),
                    help="where the network runs (default: %(default)s)")

@@ -345,7 +345,8 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
                       data_root: str | Path | None = None,
                       model_config: ModelConfig | None = None,
                       synth_cache: str | Path | Sequence[str | Path] | None = None,
-                      encoder: str | None = None) -> TrainingSetup:
+                      encoder: str | None = None,
+                      landmark_weight: float | None = None) -> TrainingSetup:
     """The model, loss and datasets of a preset, ready for :class:`Trainer`.
 
     Args:
@@ -363,6 +364,8 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
             rendering faces on the fly.
         encoder: an encoder architecture (:data:`~facegcn_lib.config.ENCODER_ARCHS`) instead of
             the preset's.
+        landmark_weight: the loss's landmark-term weight (:class:`~facegcn_lib.config.LossConfig`)
+            instead of the preset's; 0 trains with the paper's loss alone.
 
     Raises:
         TrainConfigError: an unknown preset or data source, or a bad override.
@@ -375,6 +378,12 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
         cfg = replace(p.train, **dict(train_overrides or {}))
     except TypeError as err:
         raise TrainConfigError(f"bad training override: {err}") from err
+    loss_cfg = p.loss
+    if landmark_weight is not None:
+        try:
+            loss_cfg = replace(loss_cfg, landmark_weight=landmark_weight)
+        except ValueError as err:
+            raise TrainConfigError(str(err)) from err
     mcfg = model_config or p.model
     if decoder is not None:
         mcfg = replace(mcfg, decoder=decoder)
@@ -397,15 +406,17 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
         _require_basis(bfm)  # before the slow model build
     n_train = train_samples or p.train_samples
     n_val = val_samples or p.val_samples
-    p = replace(p, train=cfg, model=mcfg, train_samples=n_train, val_samples=n_val)
+    p = replace(p, train=cfg, model=mcfg, train_samples=n_train, val_samples=n_val, loss=loss_cfg)
 
     from facegcn_lib.nn.model import build_model
+    from facegcn_lib.pipeline import reported_landmarks
     from facegcn_lib.train.losses import MeshLoss
 
     seed_everything(cfg.seed)
     model = build_model(mcfg)
     target = model.target
-    loss = MeshLoss.from_faces(target.faces, target.n_verts)
+    landmarks = reported_landmarks(target) if loss_cfg.landmark_weight > 0 else None
+    loss = MeshLoss.from_faces(target.faces, target.n_verts, loss_cfg, landmarks)
     size = mcfg.encoder.image_size
     if data == "synthetic":
         if mcfg.mesh.topology != "ict-face":
@@ -419,6 +430,7 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
         train_set, val_set = _w300lp_sets(cfg, size, bfm, data_root, target.n_verts)
     per_epoch = getattr(train_set, "epoch_length", None) or len(train_set)  # type: ignore[arg-type]
     info = {"preset": p.name, "data": data, "model_config": to_dict(mcfg),
+            "loss_config": to_dict(loss_cfg),
             "samples_per_epoch": per_epoch, "val_samples": len(val_set)}  # type: ignore[arg-type]
     return TrainingSetup(p, cfg, model, loss, train_set, val_set, dense_nme_metric, info)
 

@@ -1,11 +1,12 @@
-"""The training loss: L1 on vertices plus alpha times the Laplacian smoothness ``||(D - W) Y||``.
+"""The training loss: L1 on vertices plus alpha times the Laplacian smoothness ``||(D - W) Y||``
+(the paper's), plus beta times an L1 term on the 68 landmarks in the image plane (ours).
 
-See :doc:`chapter 4 </chapters/04_resgcn_decoder>`.
+See :doc:`chapter 4 </chapters/04_resgcn_decoder>` and :doc:`chapter 5 </chapters/05_training>`.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -16,13 +17,20 @@ from facegcn_lib.config import LossConfig
 from facegcn_lib.mesh.graph import mesh_graph
 from facegcn_lib.nn.sparse import to_torch_sparse
 
+if TYPE_CHECKING:
+    from facegcn_lib.morphable.correspondence import SurfaceLandmarks
+
+#: The image-plane coordinates (x, y) of the crop frame: the landmark term ignores depth.
+IMAGE_PLANE = 2
+
 
 class LossTerms(NamedTuple):
-    """The loss and its two terms (each a scalar tensor)."""
+    """The loss and its terms (scalar tensors; ``landmark`` is ``None`` for a loss without one)."""
 
     total: torch.Tensor
     vertex: torch.Tensor
     smooth: torch.Tensor
+    landmark: torch.Tensor | None = None
 
 
 def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
@@ -40,6 +48,33 @@ def vertex_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """
     _check_pair(pred, target)
     return (pred - target).abs().sum(dim=-1).mean()
+
+
+def surface_points(verts: torch.Tensor, tri: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
+    """Points given by barycentric weights on triangles, for every mesh of a batch.
+
+    Args:
+        verts: (B, V, 3) vertices.
+        tri: (L, 3) int64 vertex indices of each point's triangle.
+        bary: (L, 3) barycentric weights of each point in its triangle.
+    Returns:
+        (B, L, 3): ``sum_k bary[l, k] * verts[:, tri[l, k]]``.
+    """
+    return (verts[:, tri] * bary.to(verts.dtype)[None, :, :, None]).sum(dim=2)
+
+
+def landmark_l1(pred: torch.Tensor, target: torch.Tensor, tri: torch.Tensor,
+                bary: torch.Tensor) -> torch.Tensor:
+    """The landmark term: the mean over meshes and landmarks of ``|dx| + |dy|``.
+
+    Args:
+        pred: (B, V, 3) predicted vertices in the crop frame (x, y in the image plane).
+        target: (B, V, 3) ground-truth vertices, same frame.
+        tri, bary: (L, 3) the landmarks as points on triangles (see :func:`surface_points`).
+    """
+    _check_pair(pred, target)
+    diff = surface_points(pred - target, tri, bary)[..., :IMAGE_PLANE]
+    return diff.abs().sum(dim=-1).mean()
 
 
 def _batched_sparse(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -68,30 +103,61 @@ def laplacian_smoothness(verts: torch.Tensor, laplacian: torch.Tensor) -> torch.
 
 
 class MeshLoss(nn.Module):
-    """``L = L1(Y_hat, Y) + alpha ||(D - W) Y_hat||`` (the paper's loss; alpha = 0.1).
+    """``L = L1(Y_hat, Y) + alpha ||(D - W) Y_hat|| + beta L1_xy(P Y_hat, P Y)``.
+
+    The first two terms are the paper's loss (alpha = 0.1); the third, off unless
+    ``cfg.landmark_weight`` (beta) is positive, is the image-plane L1 error of the 68 landmarks
+    ``P Y`` (points on the mesh's triangles; :func:`landmark_l1`).
 
     Args:
         laplacian: (V, V) combinatorial Laplacian ``D - W`` of the regressed mesh (scipy
             sparse or torch tensor); :meth:`from_faces` builds it from the triangles.
-        cfg: the weight alpha and what the smoothness term applies to.
+        cfg: the weights alpha and beta, and what the smoothness term applies to.
+        landmarks: the landmarks as points on the mesh's triangles (needed when beta > 0;
+            e.g. :func:`facegcn_lib.pipeline.reported_landmarks`).
+
+    Raises:
+        ValueError: ``cfg.landmark_weight`` is positive but no landmarks are given.
     """
 
     laplacian: torch.Tensor
+    lmk_tri: torch.Tensor
+    lmk_bary: torch.Tensor
 
-    def __init__(self, laplacian: Any, cfg: LossConfig | None = None) -> None:
+    def __init__(self, laplacian: Any, cfg: LossConfig | None = None,
+                 landmarks: SurfaceLandmarks | None = None) -> None:
         super().__init__()
         self.cfg = cfg or LossConfig()
+        if self.cfg.landmark_weight > 0 and landmarks is None:
+            raise ValueError("LossConfig.landmark_weight > 0 needs the landmarks: pass "
+                             "landmarks=reported_landmarks(target) (facegcn_lib.pipeline)")
         lap = to_torch_sparse(laplacian, layout="coo", dtype=torch.float32)
         self.register_buffer("laplacian", lap, persistent=False)
+        tri = np.zeros((0, 3), np.int64) if landmarks is None else landmarks.faces
+        bary = np.zeros((0, 3)) if landmarks is None else landmarks.bary
+        if len(tri) and (tri.min() < 0 or tri.max() >= lap.shape[0]):
+            raise ValueError(f"the landmarks' triangles index vertices outside 0..{lap.shape[0] - 1}: "
+                             "they belong to another mesh")
+        self.register_buffer("lmk_tri", torch.as_tensor(tri, dtype=torch.int64), persistent=False)
+        self.register_buffer("lmk_bary", torch.as_tensor(bary, dtype=torch.float32), persistent=False)
 
     @classmethod
-    def from_faces(cls, faces: NDArray, n_verts: int, cfg: LossConfig | None = None) -> MeshLoss:
+    def from_faces(cls, faces: NDArray, n_verts: int, cfg: LossConfig | None = None,
+                   landmarks: SurfaceLandmarks | None = None) -> MeshLoss:
         """The loss for the mesh with triangles ``faces`` (F, 3) and ``n_verts`` vertices."""
-        return cls(mesh_graph(np.asarray(faces), n_verts).combinatorial_laplacian, cfg)
+        return cls(mesh_graph(np.asarray(faces), n_verts).combinatorial_laplacian, cfg, landmarks)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> LossTerms:
         """The loss of predictions ``(B, V, 3)`` against targets ``(B, V, 3)``."""
         vert = vertex_l1(pred, target)
         smoothed = pred if self.cfg.smooth_on == "prediction" else pred - target
         smooth = laplacian_smoothness(smoothed, self.laplacian)
-        return LossTerms(vert + self.cfg.smooth_weight * smooth, vert, smooth)
+        total = vert + self.cfg.smooth_weight * smooth
+        if not len(self.lmk_tri):
+            return LossTerms(total, vert, smooth)
+        lmk = landmark_l1(pred, target, self.lmk_tri, self.lmk_bary)
+        return LossTerms(total + self.cfg.landmark_weight * lmk, vert, smooth, lmk)
+
+    def extra_repr(self) -> str:
+        return (f"alpha={self.cfg.smooth_weight}, smooth_on={self.cfg.smooth_on!r}, "
+                f"beta={self.cfg.landmark_weight}, landmarks={len(self.lmk_tri)}")

@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from facegcn_lib.config import EncoderConfig, MeshConfig, ModelConfig
+from facegcn_lib.config import EncoderConfig, LossConfig, MeshConfig, ModelConfig
 from facegcn_lib.train import distributed as ddp
 from facegcn_lib.train.device import (
     derive_seed,
@@ -172,6 +172,7 @@ class Preset:
         model: the model's architecture.
         train_samples: synthetic training faces (one epoch).
         val_samples: held-out synthetic faces for the per-epoch validation NME.
+        loss: the loss's weights (default: the paper's loss).
     """
 
     name: str
@@ -180,7 +181,12 @@ class Preset:
     model: ModelConfig
     train_samples: int
     val_samples: int
+    loss: LossConfig = field(default_factory=LossConfig)
 
+
+#: The ``cpu`` preset's landmark-term weight (:class:`~facegcn_lib.config.LossConfig`): the 68
+#: points weigh as much as the whole dense L1 (see the results page's programme).
+CPU_LANDMARK_WEIGHT = 1.0
 
 #: The presets of ``facegcn train``.
 #:
@@ -197,6 +203,7 @@ class Preset:
 #:   machine, shared with other jobs, ``benchmarks/training.py`` measured 7.9 samples/s with
 #:   one torch thread (``OMP_NUM_THREADS=1``, the way to run it) and 3.0 with two at a load
 #:   of 3.5 (3.1 and 1.4 at a load of 7.5): about 26,000 faces (800 steps) in 55 minutes.
+#:   Its loss adds the image-plane L1 term of the 68 landmarks (:data:`CPU_LANDMARK_WEIGHT`).
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
         name="paper",
@@ -217,6 +224,7 @@ PRESETS: dict[str, Preset] = {
                           mesh=MeshConfig(topology="ict-face", n_levels=5)),
         train_samples=2_000,
         val_samples=256,
+        loss=LossConfig(landmark_weight=CPU_LANDMARK_WEIGHT),
     ),
 }
 
@@ -267,10 +275,11 @@ def loss_terms(out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The total loss of a loss callable's output, and every named term in it (see ``LossFn``)."""
     if isinstance(out, torch.Tensor):
         return out, {"loss": out}
-    if hasattr(out, "_asdict"):
+    if hasattr(out, "_asdict"):  # a term that is None is absent (e.g. an unused optional one)
         terms = dict(out._asdict())
         total = out[0]
-        return total, {"loss": total, **{k: v for k, v in terms.items() if v is not total}}
+        return total, {"loss": total, **{k: v for k, v in terms.items()
+                                         if v is not total and v is not None}}
     if isinstance(out, Mapping) and "total" in out:
         return out["total"], {"loss": out["total"],
                               **{k: v for k, v in out.items() if k != "total"}}

@@ -18,7 +18,7 @@ from facegcn_lib.train.build import (
     build_from_preset,
     export_models,
 )
-from facegcn_lib.train.trainer import PRESETS, TrainConfigError
+from facegcn_lib.train.trainer import CPU_LANDMARK_WEIGHT, PRESETS, TrainConfigError
 
 
 @pytest.fixture(autouse=True)
@@ -100,6 +100,26 @@ def test_cpu_preset_trains_on_synthetic_faces_and_exports(data_root: Path, tmp_p
         torch.testing.assert_close(model(x), setup.model.eval()(x))  # export leaves the best
     assert ckpt.metadata["val_nme"] == pytest.approx(result.best_metric)
     assert ckpt.config == mcfg
+    # the preset's loss: the paper's terms plus the 68 reported landmarks' image-plane term
+    assert setup.loss.cfg.landmark_weight == CPU_LANDMARK_WEIGHT > 0  # type: ignore[union-attr]
+    assert result.train_loss > 0 and setup.run_info["loss_config"]["landmark_weight"] == CPU_LANDMARK_WEIGHT
+
+
+def test_landmark_weight_override(data_root: Path) -> None:
+    """``landmark_weight`` replaces the preset's; 0 is the paper's loss, without landmarks."""
+    from facegcn_lib.pipeline import reported_landmarks
+
+    mcfg = replace(PRESETS["cpu"].model, encoder=EncoderConfig(arch="resnet18", image_size=64))
+    kw = {"model_config": mcfg, "train_samples": 2, "val_samples": 2,
+          "train_overrides": {"num_workers": 0, "progress": False}}
+    paper = build_from_preset("cpu", landmark_weight=0.0, **kw)  # type: ignore[arg-type]
+    assert paper.loss.cfg.landmark_weight == 0.0 and len(paper.loss.lmk_tri) == 0  # type: ignore[union-attr]
+    heavy = build_from_preset("cpu", landmark_weight=2.5, **kw)  # type: ignore[arg-type]
+    assert heavy.loss.cfg.landmark_weight == 2.5  # type: ignore[union-attr]
+    expected = reported_landmarks(heavy.model.target)  # type: ignore[union-attr]
+    assert heavy.loss.lmk_tri.tolist() == expected.faces.tolist()  # type: ignore[union-attr]
+    with pytest.raises(TrainConfigError, match="landmark_weight"):
+        build_from_preset("cpu", landmark_weight=-1.0, **kw)  # type: ignore[arg-type]
 
 
 def test_training_from_a_synthetic_face_cache(data_root: Path, tmp_path: Path) -> None:
