@@ -74,7 +74,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facegcn_lib.detect import FaceBox
     from facegcn_lib.face import Face
     from facegcn_lib.nn.model import FaceGCN
-    from facegcn_lib.pipeline import Reconstructor
+    from facegcn_lib.pipeline import PipelineConfig, Reconstructor
 
 log = logging.getLogger(__name__)
 
@@ -844,19 +844,31 @@ def evaluate_faces68(reconstructor: ModelSource = None, root: Path | None = None
 # --- one entry point --------------------------------------------------------------------------
 def run_benchmark(name: str, checkpoint: str | Path | None = None, *, n: int = 1000,
                   annotations: Annotations = "original", device: str = "cpu",
-                  root: Path | None = None, config: BenchmarkConfig = BenchmarkConfig()) -> EvalResult:
+                  root: Path | None = None, config: BenchmarkConfig = BenchmarkConfig(),
+                  pipeline: PipelineConfig | None = None) -> EvalResult:
     """Run one of :data:`BENCHMARKS` with a checkpoint (``None``: the pretrained model).
+
+    Args:
+        pipeline: for the photo benchmarks (``aflw2000``, ``faces68``), how the pipeline crops
+            and predicts (passes, flip averaging; default
+            :class:`~facegcn_lib.pipeline.PipelineConfig`); the
+            synthetic benchmark reads its crops directly and ignores it.
 
     Raises:
         BenchmarkError: an unknown benchmark name or bad arguments.
         facegcn_lib.pipeline.PretrainedModelMissingError: no checkpoint and no pretrained model.
         FileNotFoundError: a missing checkpoint or data file.
     """
+    from facegcn_lib.pipeline import Reconstructor
+
+    def photos() -> Reconstructor:
+        return Reconstructor(checkpoint, device, config=pipeline)
+
     runners: dict[str, Callable[[], EvalResult]] = {
         "synthetic": lambda: evaluate_synthetic(checkpoint, n, device=device, config=config),
-        "aflw2000": lambda: evaluate_aflw2000(checkpoint, root, annotations=annotations,
+        "aflw2000": lambda: evaluate_aflw2000(photos(), root, annotations=annotations,
                                               device=device, config=config),
-        "faces68": lambda: evaluate_faces68(checkpoint, root, device=device, config=config),
+        "faces68": lambda: evaluate_faces68(photos(), root, device=device, config=config),
     }
     if name not in runners:
         raise BenchmarkError(f"unknown benchmark {name!r}: choose one of {BENCHMARKS}")

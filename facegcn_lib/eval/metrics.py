@@ -266,6 +266,55 @@ def nme(pred: ArrayLike, gt: ArrayLike, dims: int = DIMS_2D, *,
     return _normalised_error(p, g, dims, norm, center_z)
 
 
+#: The parts of the 68-point layout (Multi-PIE / 300-W / AFLW2000-3D order): 0-based index
+#: ranges, end exclusive.
+LANDMARK_REGIONS: dict[str, tuple[int, int]] = {
+    "jaw": (0, 17), "brows": (17, 27), "nose": (27, 36), "eyes": (36, 48), "mouth": (48, 68)}
+
+
+@dataclass(frozen=True)
+class RegionErrors:
+    """The 2D landmark error of a set of images, split by face part.
+
+    Attributes:
+        nme: part name -> mean over the images and the part's points of the (x, y) error
+            over ``sqrt(w h)`` of the ground-truth box (the parts' point-weighted mean is the
+            plain mean of :func:`nme`).
+        offset: part name -> (2,) mean *signed* (x, y) error over the same normaliser: a
+            systematic shift of the part (x right, y down), which averaging over images keeps
+            and random errors cancel.
+    """
+
+    nme: dict[str, float]
+    offset: dict[str, NDArray[np.float64]]
+
+
+def nme_by_region(pred: ArrayLike, gt: ArrayLike,
+                  regions: dict[str, tuple[int, int]] | None = None) -> RegionErrors:
+    """Where the 68-point error is: per face part, its NME and its mean signed offset.
+
+    Args:
+        pred: (N, 68, 2|3) float predicted landmarks in image pixels.
+        gt: (N, 68, 2|3) float ground truth in the same frame.
+        regions: part name -> (start, end) point ranges (default :data:`LANDMARK_REGIONS`).
+
+    Returns:
+        :class:`RegionErrors`, as fractions (multiply by 100 for percentages).
+    """
+    p = _points("pred", pred, DIMS_2D)
+    g = _points("gt", gt, DIMS_2D)
+    _check_pair(p, g)
+    diff = (p[..., :DIMS_2D] - g[..., :DIMS_2D]) / landmark_box_size(g)[:, None, None]
+    parts = LANDMARK_REGIONS if regions is None else regions
+    for name, (a, b) in parts.items():
+        if not 0 <= a < b <= p.shape[1]:
+            raise MetricInputError(f"region {name!r} = ({a}, {b}) is not a range of the "
+                                   f"{p.shape[1]} points")
+    return RegionErrors(
+        nme={name: float(np.linalg.norm(diff[:, a:b], axis=-1).mean()) for name, (a, b) in parts.items()},
+        offset={name: diff[:, a:b].mean(axis=(0, 1)) for name, (a, b) in parts.items()})
+
+
 def _positive(name: str, arr: ArrayLike, n: int) -> NDArray[np.float64]:
     a = _vector(name, arr, n)
     if np.any(a <= 0):

@@ -44,6 +44,7 @@ class EvalTable:
         highlight: bold the smallest (``"min"``) or largest (``"max"``) value of each column,
             or nothing (``None``).
         headers: display names of columns (a column without one shows its key).
+        row_header: the header of the row names' column.
         rows: ``(name, values)`` pairs, added with :meth:`add`.
     """
 
@@ -53,6 +54,7 @@ class EvalTable:
     digits: int = 2
     highlight: Literal["min", "max"] | None = "min"
     headers: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_HEADERS))
+    row_header: str = "Method"
     rows: list[tuple[str, dict[str, float]]] = field(default_factory=list)
 
     def add(self, name: str, values: Mapping[str, float]) -> EvalTable:
@@ -80,7 +82,7 @@ class EvalTable:
         lines = []
         if self.title:
             lines += [f"**{self.title}**", ""]
-        lines.append("| " + " | ".join(["Method", *names]) + " |")
+        lines.append("| " + " | ".join([self.row_header, *names]) + " |")
         lines.append("|:--" + "|--:" * len(names) + "|")
         bests = {c: self._best(c) for c in self.columns}
         for name, values in self.rows:

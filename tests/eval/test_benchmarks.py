@@ -16,6 +16,7 @@ from facegcn_lib.detect import FaceBox
 from facegcn_lib.eval.benchmarks import (
     AUC,
     SYNTH_TEST_SEED,
+    BenchmarkConfig,
     BenchmarkError,
     ContourJaw,
     SyntheticTestSet,
@@ -31,7 +32,7 @@ from facegcn_lib.eval.benchmarks import (
 )
 from facegcn_lib.eval.metrics import MEAN_OF_BINS, OVERALL, yaw_bins
 from facegcn_lib.geometry.rotations import euler_to_rotation
-from facegcn_lib.pipeline import Reconstructor, detector_crop_box
+from facegcn_lib.pipeline import PipelineConfig, Reconstructor, detector_crop_box
 from facegcn_lib.train.build import SYNTH_VAL_SEED
 from tests.tiny_reconstructor import TINY_CONFIG
 
@@ -220,6 +221,22 @@ def test_cli_writes_table_csv_and_plot(checkpoint: Path, tmp_path: Path, data_ro
     text = capsys.readouterr().out
     assert "| 68 points, 2D |" in text and "Mean of bins" in text
     assert (out / "aflw2000.csv").is_file() and (out / "aflw2000_ced.png").is_file()
+
+
+def test_cli_pipeline_options_reach_the_photo_benchmarks(checkpoint: Path, tmp_path: Path,
+                                                         data_root: Path) -> None:
+    """``--no-flip --passes 2`` scores the same pipeline as ``PipelineConfig(flip=False, passes=2)``."""
+    out = tmp_path / "out"
+    assert main(["evaluate", "--benchmark", "aflw2000", "--checkpoint", str(checkpoint), "--no-flip",
+                 "--passes", "2", "--out", str(out), "--quiet"]) == EXIT_OK
+    with (out / "aflw2000.csv").open(newline="") as fh:
+        cli = [float(r["nme"]) for r in csv.DictReader(fh)]
+    rec = Reconstructor(checkpoint, config=PipelineConfig(flip=False, passes=2))
+    lib = evaluate_aflw2000(rec, config=BenchmarkConfig(progress=False)).errors("nme")
+    np.testing.assert_allclose(cli, lib, rtol=1e-5)
+    default = evaluate_aflw2000(checkpoint, config=BenchmarkConfig(progress=False)).errors("nme")
+    assert not np.allclose(cli, default)  # the options changed the pipeline
+    assert main(["evaluate", "--benchmark", "aflw2000", "--passes", "0"]) == EXIT_USAGE
 
 
 def test_cli_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from facegcn_lib.eval.metrics import (
     AFLW2000_YAW_BINS,
+    LANDMARK_REGIONS,
     MEAN_OF_BINS,
     OVERALL,
     STD_OF_BINS,
@@ -25,6 +26,7 @@ from facegcn_lib.eval.metrics import (
     from_3ddfa_layout,
     landmark_box_size,
     nme,
+    nme_by_region,
     nme_by_yaw,
     yaw_bins,
 )
@@ -384,3 +386,38 @@ def test_ced_figure() -> None:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+# --- where the error is -------------------------------------------------------------------
+
+def test_nme_by_region_matches_loops_and_the_plain_nme() -> None:
+    rng = np.random.default_rng(7)
+    gt = rng.uniform(0, 100, (3, 68, 3))
+    pred = gt + rng.normal(0, 4, (3, 68, 3))
+    out = nme_by_region(pred, gt)
+    assert list(out.nme) == ["jaw", "brows", "nose", "eyes", "mouth"]
+    for name, (a, b) in LANDMARK_REGIONS.items():
+        errs, shifts = [], []
+        for i in range(3):
+            box = np.sqrt(np.ptp(gt[i, :, 0]) * np.ptp(gt[i, :, 1]))
+            for k in range(a, b):
+                d = pred[i, k, :2] - gt[i, k, :2]
+                errs.append(np.hypot(*d) / box)
+                shifts.append(d / box)
+        assert out.nme[name] == pytest.approx(np.mean(errs))
+        np.testing.assert_allclose(out.offset[name], np.mean(shifts, axis=0))
+    sizes = {n: b - a for n, (a, b) in LANDMARK_REGIONS.items()}
+    weighted = sum(out.nme[n] * sizes[n] for n in sizes) / 68
+    assert weighted == pytest.approx(nme(pred, gt).mean())
+
+
+def test_nme_by_region_sees_a_shift_and_rejects_bad_ranges() -> None:
+    gt = np.random.default_rng(8).uniform(0, 100, (2, 68, 2))
+    box = np.sqrt(np.ptp(gt[..., 0], axis=1) * np.ptp(gt[..., 1], axis=1))
+    pred = gt.copy()
+    pred[:, 36:48, 1] += 0.05 * box[:, None]  # the eyes 5 % of the box lower
+    out = nme_by_region(pred, gt)
+    np.testing.assert_allclose(out.offset["eyes"], [0.0, 0.05], atol=1e-12)
+    assert out.nme["nose"] == 0.0 and out.nme["eyes"] == pytest.approx(0.05)
+    with pytest.raises(MetricInputError, match="not a range"):
+        nme_by_region(pred, gt, {"too far": (60, 70)})

@@ -34,5 +34,7 @@ def test_missing_nan_highlight_and_names() -> None:
     assert lines[3] == f"| b | **0.750** | {MISSING} |"
     single = EvalTable(columns=("x",)).add("only", {"x": 0.01})
     assert single.to_markdown().splitlines()[-1] == "| only | 1.00 |"  # nothing to compare
+    parts = EvalTable(columns=("x",), row_header="part").add("eyes", {"x": 0.01})
+    assert parts.to_markdown().splitlines()[0] == "| part | x |"
     with pytest.raises(MetricInputError, match="name"):
         table.add("a|b", {})
