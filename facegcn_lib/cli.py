@@ -185,6 +185,16 @@ def _reconstruct(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_pipeline_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """``--flip/--no-flip`` and ``--passes``: how the photo pipeline predicts (PipelineConfig)."""
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
+                   help=prefix + "average each face with the prediction for its mirror image "
+                        "(twice the network work; on by default, see the results page of the book)")
+    p.add_argument("--passes", type=int, default=1,
+                   help=prefix + "network passes per face, each later one re-cropping from the last "
+                        "prediction (default: 1)")
+
+
 def _add_reconstruct(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reconstruct", help="3D faces from photos, folders and videos",
                        description="Find every face in photos, folders of photos or videos and "
@@ -196,12 +206,7 @@ def _add_reconstruct(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps", "auto"),
                    help="where the networks run (default: %(default)s)")
     p.add_argument("--checkpoint", help="a model checkpoint (default: the pretrained model)")
-    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
-                   help="average each face with the prediction for its mirror image (twice the "
-                        "network work; on by default, see the results page of the book)")
-    p.add_argument("--passes", type=int, default=1,
-                   help="network passes per face, each later one re-cropping from the last "
-                        "prediction (default: 1)")
+    _add_pipeline_options(p)
     p.add_argument("--min-score", type=float,
                    help="detector confidence threshold (default: the detector's, 0.5)")
     p.add_argument("--smooth", nargs="?", const="one-euro", default="none", metavar="METHOD",
@@ -451,12 +456,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="synthetic: number of faces, balanced over the yaw bins (default: %(default)s)")
     p.add_argument("--annotations", default="original", choices=("original", "reannotated"),
                    help="aflw2000: the ground-truth landmarks (default: %(default)s)")
-    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
-                   help="aflw2000, faces68: test-time flip averaging, as `facegcn reconstruct` "
-                        "(default: on)")
-    p.add_argument("--passes", type=int, default=1,
-                   help="aflw2000, faces68: network passes per face, as `facegcn reconstruct` "
-                        "(default: %(default)s)")
+    _add_pipeline_options(p, prefix="aflw2000, faces68: ")
     p.add_argument("--out", default="facegcn_eval", help="output folder (default: %(default)s)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps", "auto"),
                    help="where the network runs (default: %(default)s)")
