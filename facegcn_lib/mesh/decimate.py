@@ -589,12 +589,18 @@ def _push_pair(x: int, w: int, mesh: tuple, q: NDArray[np.float64], ver: NDArray
     return size
 
 
+#: ``skip_tag`` of :func:`_push_vertex_edges` that no vertex carries: skip no neighbour.
+_SKIP_NONE = -1
+
+
 @njit(cache=True)
 def _push_vertex_edges(x: int, mesh: tuple, mark: NDArray[np.int64], tag: int,
                        q: NDArray[np.float64], ver: NDArray[np.int64], track: tuple,
                        params: NDArray[np.float64], hc: NDArray[np.float64],
-                       hi: NDArray[np.int64], size: int, both: bool) -> int:
-    """Push the collapses ``x -> w`` (and ``w -> x`` when ``both``) for each neighbour ``w``."""
+                       hi: NDArray[np.int64], size: int, both: bool,
+                       skip: NDArray[np.int64], skip_tag: int) -> int:
+    """Push the collapses ``x -> w`` (and ``w -> x`` when ``both``) for each neighbour ``w``,
+    except the neighbours with ``skip[w] == skip_tag`` (their edges were pushed already)."""
     faces, face_alive, tstart, tcount, refs = mesh[1], mesh[3], mesh[6], mesh[7], mesh[8]
     mark[x] = tag
     for k in range(tstart[x], tstart[x] + tcount[x]):
@@ -603,7 +609,7 @@ def _push_vertex_edges(x: int, mesh: tuple, mark: NDArray[np.int64], tag: int,
             continue
         for c in range(3):
             w = faces[f, c]
-            if mark[w] == tag:
+            if mark[w] == tag or skip[w] == skip_tag:
                 continue
             mark[w] = tag
             size = _push_pair(x, w, mesh, q, ver, track, params, hc, hi, size, both)
@@ -621,7 +627,7 @@ def _rebuild_heap(mesh: tuple, mark: NDArray[np.int64], tag: int, q: NDArray[np.
         if alive[x]:
             tag += 1
             size = _push_vertex_edges(x, mesh, mark, tag, q, ver, track, params, hc, hi, size,
-                                      False)
+                                      False, mark, _SKIP_NONE)
     return size, tag
 
 
@@ -916,7 +922,7 @@ def _collapse_loop(mesh: tuple, q: NDArray[np.float64], ver: NDArray[np.int64],
                     if alive[x] and is_b[x]:
                         tag += 1
                         size = _push_vertex_edges(x, mesh, mark, tag, q, ver, track, params,
-                                                  hc, hi, size, False)
+                                                  hc, hi, size, False, mark, _SKIP_NONE)
             else:
                 size = 0
         if size == 0:
@@ -1133,17 +1139,8 @@ def _collapse_loop(mesh: tuple, q: NDArray[np.float64], ver: NDArray[np.int64],
         for i in range(n_ring):  # each edge once, both ways
             x = ring[i]
             tag += 1
-            mark[x] = tag
-            for k in range(tstart[x], tstart[x] + tcount[x]):
-                f = refs[k]
-                if not face_alive[f]:
-                    continue
-                for c in range(3):
-                    w = faces[f, c]
-                    if mark[w] == tag or seen[w] == rounds + 1:
-                        continue
-                    mark[w] = tag
-                    size = _push_pair(x, w, mesh, q, ver, track, params, hc, hi, size, True)
+            size = _push_vertex_edges(x, mesh, mark, tag, q, ver, track, params, hc, hi, size,
+                                      True, seen, rounds + 1)
             seen[x] = rounds + 1
     state[_ALIVE], state[_REFS_END], state[_SIZE], state[_DONE] = n_alive, refs_end, size, n_done
     state[_TAG], state[_SINCE], state[_FLIPS], state[_PROBES] = tag, since, n_flips, n_probes
