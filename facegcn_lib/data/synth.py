@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numba
@@ -224,6 +225,14 @@ class SynthSample:
     visibility: NDArray[np.bool_]
     mask: NDArray[np.float32]
     steps: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def renderer_sources() -> tuple[Path, ...]:
+    """The source files whose code decides what a rendered face looks like (this module and the
+    head's appearance): caches of rendered faces are keyed by their contents."""
+    from facegcn_lib.data import appearance
+
+    return Path(__file__), Path(appearance.__file__)
 
 
 def sample_expression(names: tuple[str, ...], rng: np.random.Generator,

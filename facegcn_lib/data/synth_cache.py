@@ -41,7 +41,8 @@ import torch
 from numpy.typing import NDArray
 from torch.utils.data import Dataset
 
-from facegcn_lib.data.synth import SynthConfig, SyntheticFaces
+from facegcn_lib.data.synth import SynthConfig, SyntheticFaces, renderer_sources
+from facegcn_lib.paths import hash_inputs
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ class CacheInfo:
         seed: the generator's seed.
         config: the :class:`facegcn_lib.data.synth.SynthConfig` as a dict (for the record
             and to refuse resuming with a different one).
+        renderer: a hash of the renderer's code (:func:`facegcn_lib.data.synth.renderer_sources`),
+            to refuse resuming with a renderer that draws faces differently ("" in caches
+            written before it was recorded).
     """
 
     format: int
@@ -74,6 +78,7 @@ class CacheInfo:
     shard_size: int
     seed: int
     config: dict[str, Any]
+    renderer: str = ""
 
     @property
     def num_shards(self) -> int:
@@ -155,13 +160,15 @@ def write_cache(out: str | Path, count: int, cfg: SynthConfig | None = None, see
                          f"{shard_size}, {workers}")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    info = CacheInfo(CACHE_FORMAT, count, shard_size, seed, _config_dict(c))
+    info = CacheInfo(CACHE_FORMAT, count, shard_size, seed, _config_dict(c),
+                     hash_inputs(*renderer_sources()))
     meta = root / META
     if meta.is_file():
         old = read_info(root)
-        if (old.seed, old.shard_size, old.config, old.format) != (seed, shard_size, info.config, CACHE_FORMAT):
+        if (old.seed, old.shard_size, old.config, old.format, old.renderer) != (
+                seed, shard_size, info.config, CACHE_FORMAT, info.renderer):
             raise SynthCacheError(f"{root} holds a cache made with another seed, configuration, shard "
-                                  "size or format; delete it or write to another folder")
+                                  "size, format or renderer; delete it or write to another folder")
     for stale in root.glob(".shard-*.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     meta.write_text(json.dumps(asdict(info), indent=1))

@@ -360,7 +360,7 @@ def render_synthetic_test_set(n: int, image_size: int, seed: int = SYNTH_TEST_SE
         raise BenchmarkError(f"the synthetic set needs at least {binning.num_bins} faces (one per "
                              f"yaw bin), got n={n}")
     base = replace(synth_config or synth.SynthConfig(), image_size=image_size)
-    path = cache_file("synth-test", ".npz", repr(base), seed, n, binning, Path(synth.__file__))
+    path = cache_file("synth-test", ".npz", repr(base), seed, n, binning, *synth.renderer_sources())
     if isinstance(cache, Path):
         cache.mkdir(parents=True, exist_ok=True)
         path = cache / path.name

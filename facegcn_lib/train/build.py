@@ -229,7 +229,7 @@ def _synthetic_sets(cfg: TrainConfig, image_size: int,
     val_raw = FaceTrainingView(synth.SyntheticFaces(scfg, seed=SYNTH_VAL_SEED, length=val_samples),
                                image_size)
     cache = cache_file("synth-val", ".pt", repr(scfg), SYNTH_VAL_SEED, val_samples,
-                       Path(synth.__file__))
+                       *synth.renderer_sources())
     return train, materialize(val_raw, cfg.num_workers, cfg.val_batch_size, cache)
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 from facegcn_lib.cli import main
-from facegcn_lib.data.synth import SynthConfig, SyntheticFaces
+from facegcn_lib.data.synth import SynthConfig, SyntheticFaces, renderer_sources
 from facegcn_lib.data.synth_cache import SynthCache, SynthCacheError, shard_dir, write_cache
+from facegcn_lib.paths import hash_inputs
 
 CFG = SynthConfig(image_size=48, supersample=1)
 
@@ -40,6 +42,16 @@ def test_resume_and_refusals(tmp_path: Path, data_root: Path) -> None:
     assert len(SynthCache(root)) == 3
     with pytest.raises(SynthCacheError, match="another seed"):
         write_cache(root, 3, CFG, seed=1, shard_size=2, workers=1)
+    # a cache written by a renderer that drew faces differently is not resumed either
+    meta = root / "meta.json"
+    info = json.loads(meta.read_text())
+    assert info["renderer"] == hash_inputs(*renderer_sources())
+    meta.write_text(json.dumps({**info, "renderer": "an older renderer"}))
+    with pytest.raises(SynthCacheError, match="renderer"):
+        write_cache(root, 3, CFG, shard_size=2, workers=1)
+    del info["renderer"]  # a cache from before the renderer was recorded still reads
+    meta.write_text(json.dumps(info))
+    assert len(SynthCache(root)) == 3
     with pytest.raises(SynthCacheError, match="not a synthetic-face cache"):
         SynthCache(tmp_path)
 
