@@ -22,8 +22,9 @@ def main(src: Path, dst: Path) -> None:
         for row in csv.DictReader(fh):
             series[row["name"]].append((int(row["step"]), float(row["value"])))
     fig, ax = plt.subplots(figsize=(7, 3.2), dpi=110)
-    for name, label in (("train/loss", "training loss (L1 + 0.1 smoothness)"),
-                        ("val/nme", "validation dense 3D NME")):
+    loss_label = ("training loss (L1 + 0.1 smoothness + landmark term)" if "train/landmark" in series
+                  else "training loss (L1 + 0.1 smoothness)")
+    for name, label in (("train/loss", loss_label), ("val/nme", "validation dense 3D NME")):
         steps, values = zip(*series[name], strict=True)
         ax.plot(steps, values, label=label, marker="o" if name == "val/nme" else None, ms=3)
     lr = series.get("train/lr", [])
