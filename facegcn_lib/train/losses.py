@@ -17,7 +17,7 @@ from facegcn_lib.config import LossConfig
 from facegcn_lib.mesh.graph import mesh_graph
 from facegcn_lib.nn.sparse import to_torch_sparse
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pragma: no cover
     from facegcn_lib.morphable.correspondence import SurfaceLandmarks
 
 #: The image-plane coordinates (x, y) of the crop frame: the landmark term ignores depth.
