@@ -64,7 +64,7 @@ HAIR_COLORS_SRGB = ("#0b0908", "#2c1f17", "#4e3524", "#6a3a22", "#8d6a46", "#b89
 #: Iris colours (sRGB): dark brown, brown, hazel, green, blue, grey-blue.
 IRIS_COLORS_SRGB = ("#2a160b", "#5a3415", "#7b5a2c", "#5c6f3a", "#4f6f95", "#7a8790")
 
-_CACHE_VERSION = "head-parts-v6"
+_CACHE_VERSION = "head-parts-v5"
 
 
 def hex_to_linear(colors: tuple[str, ...]) -> NDArray[np.float64]:
@@ -192,13 +192,7 @@ def _gauss(d: NDArray, sigma: float) -> NDArray[np.float64]:
 _LIP_EDGE_MM = 1.5
 _FRONT_Z_MARGIN_MM = 25.0
 _BROW_HALF_WIDTH_MM = 4.5
-#: The brow band's centre line, relative to AFLW2000-3D's brow points carried onto the ICT face
-#: (:func:`~facegcn_lib.morphable.correspondence.bfm_landmarks_on_ict`), which lie on the upper
-#: half of the eyebrow as 300-W's annotators and 3DDFA's fits place them: 2 mm below them. (The
-#: ICT's own brow landmarks sit about 4 mm higher still; a band painted 1.5 mm above those,
-#: as before head-parts-v6, sat about 9 mm above where real eyebrows are, and taught the
-#: network to put its faces too low on real photographs: results page, "Where the error is".)
-_BROW_LIFT_MM = -2.0
+_BROW_LIFT_MM = 1.5
 _BLUSH_SIGMA_MM = 18.0
 _NOSE_SIGMA_MM = 10.0
 _TZONE_SIGMA_MM = 22.0
@@ -232,15 +226,6 @@ def head_parts(model: MorphableModel, cfg: OcclusionConfig | None = None) -> Hea
     return parts
 
 
-def _aflw2000_landmarks(head_verts: NDArray[np.float64]) -> NDArray[np.float64]:
-    """(68, 3) AFLW2000-3D's landmarks on the ICT head (its face region is its first vertices)."""
-    from facegcn_lib.morphable.correspondence import bfm_landmarks_on_ict
-
-    n_face = ICT_REGIONS["face"][1]
-    out: NDArray[np.float64] = bfm_landmarks_on_ict().apply(head_verts[:n_face])
-    return out
-
-
 def _compute_head_parts(model: MorphableModel, occ: OcclusionConfig) -> HeadParts:
     v = model.mean
     nv = len(v)
@@ -264,11 +249,10 @@ def _compute_head_parts(model: MorphableModel, occ: OcclusionConfig) -> HeadPart
     lips = np.where(inside, 1.0, _smoothstep(-d, -_LIP_EDGE_MM, 0.0)) * (skin & front)
     lips = np.where(inside & skin & front, np.maximum(lips, _smoothstep(d, 0.0, _LIP_EDGE_MM)), lips)
 
-    # brows: a band along AFLW2000-3D's brow points 17-21 and 22-26, slightly below them
-    brow_lm = _aflw2000_landmarks(v)
+    # brows: a band along landmarks 17-21 and 22-26, slightly above them
     brows = np.zeros(nv)
     for lo, hi in ((17, 22), (22, 27)):
-        curve = brow_lm[lo:hi, :2] + np.array([0.0, _BROW_LIFT_MM])
+        curve = lm[lo:hi, :2] + np.array([0.0, _BROW_LIFT_MM])
         brows = np.maximum(brows, _gauss(_segment_distance(xy, curve, closed=False), _BROW_HALF_WIDTH_MM))
     brows *= skin & front
 

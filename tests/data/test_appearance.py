@@ -190,19 +190,3 @@ def test_subset_is_the_rows_of_the_whole() -> None:
     part = sample_appearance(parts, np.random.default_rng(7), subset=idx)
     np.testing.assert_array_equal(part.albedo, whole.albedo[idx])
     np.testing.assert_array_equal(part.specular, whole.specular[idx])
-
-
-def test_brows_are_painted_where_annotated_brows_are(data_root: object) -> None:
-    """The brow band follows AFLW2000-3D's brow points (the upper half of a real eyebrow), a
-    little below them, not the ICT's own brow landmarks, which sit about 4 mm higher."""
-    from facegcn_lib.data.appearance import _aflw2000_landmarks, head_parts
-    from facegcn_lib.morphable.ict import load_ict_model
-
-    head = load_ict_model()
-    parts = head_parts(head)
-    w = parts.brows
-    band_y = float((w * head.mean[:, 1]).sum() / w.sum())  # model frame: y up, millimetres
-    annotated_y = float(_aflw2000_landmarks(head.mean)[17:27, 1].mean())
-    ict_y = float(head.mean[head.lmks68[17:27], 1].mean())
-    assert annotated_y - 6.0 < band_y < annotated_y
-    assert band_y < ict_y - 5.0
