@@ -851,8 +851,8 @@ def run_benchmark(name: str, checkpoint: str | Path | None = None, *, n: int = 1
     Args:
         pipeline: for the photo benchmarks (``aflw2000``, ``faces68``), how the pipeline crops
             and predicts (passes, flip averaging; default
-            :class:`~facegcn_lib.pipeline.PipelineConfig`); the
-            synthetic benchmark reads its crops directly and ignores it.
+            :class:`~facegcn_lib.pipeline.PipelineConfig`); the synthetic benchmark reads its
+            crops directly and ignores it.
 
     Raises:
         BenchmarkError: an unknown benchmark name or bad arguments.
