@@ -85,6 +85,8 @@ def _data_synth(args: argparse.Namespace) -> int:
     from facegcn_lib.data.synth_cache import SynthCacheError, write_cache
 
     cfg = replace(SynthConfig(), image_size=args.size)
+    if args.hair_prob is not None:
+        cfg = replace(cfg, hair=replace(cfg.hair, prob=args.hair_prob))
     bar = tqdm(total=args.n, unit="img", disable=args.quiet, desc="rendering")
 
     def progress(done: int, total: int) -> None:
@@ -116,8 +118,22 @@ def _add_synth(dsub: argparse._SubParsersAction) -> None:
     s.add_argument("--workers", type=int, default=0,
                    help="rendering processes (default 0: one per core)")
     s.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
+    s.add_argument("--hair-prob", type=_probability, metavar="P",
+                   help="probability of hair geometry (fringes, curtains; chapter 3) per face "
+                        "(default: HairConfig's, 0: measured on the real photos and not kept)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(handler=_data_synth)
+
+
+def _probability(text: str) -> float:
+    """An argparse type: a float in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {value}")
+    return value
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:

@@ -332,12 +332,15 @@ class Appearance:
         specular: (V,) highlight strength multiplier.
         skin_tone: the Monk scale position in [0, 9] (0 lightest).
         skin: (3,) the base skin albedo (linear RGB) before variation.
+        hair: (3,) the hair colour (linear RGB albedo), painted or not (for hair geometry,
+            :mod:`facegcn_lib.data.hair`).
     """
 
     albedo: NDArray[np.float64]
     specular: NDArray[np.float64]
     skin_tone: float
     skin: NDArray[np.float64]
+    hair: NDArray[np.float64] = field(default_factory=lambda: np.zeros(3))
 
 
 # Iris geometry on the ICT eyeball (degrees from the gaze axis).
@@ -556,4 +559,5 @@ def sample_appearance(parts: HeadParts, rng: np.random.Generator,
                    parts.blush, parts.lips, parts.lash, parts.brows, parts.beard, parts.elevation,
                    parts.height, parts.iris_angle, parts.ao, parts.tzone, colors, prm,
                    np.asarray(c.specular_of_part, dtype=np.float64), albedo, spec)
-    return Appearance(albedo=albedo, specular=spec, skin_tone=t, skin=np.asarray(skin, dtype=np.float64))
+    return Appearance(albedo=albedo, specular=spec, skin_tone=t, skin=np.asarray(skin, dtype=np.float64),
+                      hair=np.asarray(hair, dtype=np.float64))

@@ -1,6 +1,7 @@
 """Synthetic training faces: random ICT heads rendered on the CPU, with dense ground truth.
 
-Every sample is a random identity and expression of the ICT Face Model, posed (yaw over the
+Every sample is a random identity and expression of the ICT Face Model, with a random
+haircut built around the head (:mod:`facegcn_lib.data.hair`), posed (yaw over the
 full -90..90 degrees), lit (ambient, spherical-harmonic environment, a directional key light
 with cast shadows and highlights), seen by a perspective camera, put in front of a random
 background, partly occluded, and passed through camera effects. The ground truth comes for
@@ -20,7 +21,8 @@ Frames and units of a sample (the same as the real datasets'; see
   of sight through the head centre and to the image's axes (the crop's rotation included), in
   the convention of :mod:`facegcn_lib.geometry.rotations`.
 * ``visibility`` (9409,) bool: the vertex is the nearest surface at its pixel (not hidden by
-  another part of the head) and inside the image; occluders are not taken into account.
+  another part of the head or by the hair) and inside the image; occluders are not taken
+  into account.
 
 The image is framed exactly as :class:`facegcn_lib.data.crop.CropAndAugment` frames a real
 photograph: the square box around the projected 68 landmarks
@@ -62,8 +64,9 @@ from facegcn_lib.data.crop import (
     landmark_box,
 )
 from facegcn_lib.data.effects import CameraConfig, OccluderConfig, add_occluders, camera_effects
+from facegcn_lib.data.hair import Hair, HairBuilder, HairConfig
 from facegcn_lib.geometry.rotations import euler_to_rotation, rotation_to_euler
-from facegcn_lib.morphable.ict import FACE_VERTS, load_ict_model
+from facegcn_lib.morphable.ict import FACE_VERTS, ICT_REGIONS, load_ict_model
 from facegcn_lib.morphable.model import MorphableModel
 from facegcn_lib.render.occlusion import OcclusionConfig, lit_from, visible_in_depth_map
 from facegcn_lib.render.raster import covered_vertices, interpolate, rasterize, resolve
@@ -176,6 +179,8 @@ class SynthConfig:
         expression: see :class:`ExpressionConfig`.
         light: see :class:`LightConfig`.
         appearance: see :class:`facegcn_lib.data.appearance.AppearanceConfig`.
+        hair: see :class:`facegcn_lib.data.hair.HairConfig` (hair geometry over the painted
+            scalp: volume, fringes, curtains over the cheeks).
         background: see :class:`facegcn_lib.data.backgrounds.BackgroundConfig`.
         occluders: see :class:`facegcn_lib.data.effects.OccluderConfig`.
         camera: see :class:`facegcn_lib.data.effects.CameraConfig`.
@@ -198,6 +203,7 @@ class SynthConfig:
     expression: ExpressionConfig = field(default_factory=ExpressionConfig)
     light: LightConfig = field(default_factory=LightConfig)
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
+    hair: HairConfig = field(default_factory=HairConfig)
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     occluders: OccluderConfig = field(default_factory=OccluderConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
@@ -230,9 +236,9 @@ class SynthSample:
 def renderer_sources() -> tuple[Path, ...]:
     """The source files whose code decides what a rendered face looks like (this module and the
     head's appearance): caches of rendered faces are keyed by their contents."""
-    from facegcn_lib.data import appearance
+    from facegcn_lib.data import appearance, hair
 
-    return Path(__file__), Path(appearance.__file__)
+    return Path(__file__), Path(appearance.__file__), Path(hair.__file__)
 
 
 def sample_expression(names: tuple[str, ...], rng: np.random.Generator,
@@ -418,6 +424,8 @@ class _Renderer:
         # the pivot of the head's rotation: between the landmarks, halfway back in the skull
         self.pivot = np.array([0.0, lm[:, 1].mean(), 0.5 * (model.mean[:, 2].min() + model.mean[:, 2].max())])
         self.lmks68 = model.lmks68
+        self.hair = HairBuilder(model.mean, np.arange(ICT_REGIONS["head_and_neck"][1]), model.lmks68)
+        self.n_verts = model.num_verts
 
     def shape(self, id_coeffs: NDArray, exp_coeffs: NDArray) -> NDArray[np.float32]:
         """(V, 3) float32 vertices, millimetres (reads only the active blendshapes; the identity
@@ -445,7 +453,17 @@ def render_sample(r: _Renderer, rng: np.random.Generator, cfg: SynthConfig,
     # --- shape, pose, camera -------------------------------------------------------------
     id_c = rng.normal(0.0, cfg.id_std, cfg.num_id)
     exp_c = sample_expression(r.model.exp_names, rng, cfg.expression)
-    verts32 = r.shape(id_c, exp_c)
+    head32 = r.shape(id_c, exp_c)
+    # the haircut has a generator of its own: the rest of the sample does not depend on it (and
+    # without hair geometry the sample is what it was before hair existed)
+    hair = (r.hair.sample(head32, np.random.default_rng(rng.integers(1 << 62)), cfg.hair)
+            if cfg.hair.prob > 0.0 else Hair.empty())
+    nh = len(head32)  # vertices from nh on are the hair's
+    verts32 = np.concatenate([head32, hair.verts]) if len(hair.verts) else head32
+    faces = np.concatenate([r.faces, hair.faces + nh]) if len(hair.faces) else r.faces
+    # hair is seen from both sides: its triangles are never culled
+    cull = np.concatenate([np.full(len(r.faces), r.cull), np.zeros(len(hair.faces), dtype=bool)])
+    face_weight = np.concatenate([r.face_weight, np.zeros(len(hair.faces), dtype=np.float32)])
     yaw, pitch, roll = (rng.uniform(*cfg.yaw_deg), rng.uniform(*cfg.pitch_deg), rng.uniform(*cfg.roll_deg))
     rot = euler_to_rotation(np.radians(yaw), np.radians(pitch), np.radians(roll))
     dist = float(np.exp(rng.uniform(*np.log(cfg.distance_mm))))
@@ -480,25 +498,32 @@ def render_sample(r: _Renderer, rng: np.random.Generator, cfg: SynthConfig,
 
     # --- rasterize at supersampled resolution ---------------------------------------------
     hi = size * ss
-    gbuf = rasterize(pts_hi, r.faces, hi, hi, r.cull, occlusion_chunk=_OCCLUSION_CHUNK)
-    idx = np.flatnonzero(covered_vertices(gbuf, r.faces, len(p_cam)))  # corners of seen triangles
+    gbuf = rasterize(pts_hi, faces, hi, hi, cull, occlusion_chunk=_OCCLUSION_CHUNK)
+    idx = np.flatnonzero(covered_vertices(gbuf, faces, len(p_cam)))  # corners of seen triangles
+    idx_head, idx_hair = idx[idx < nh], idx[idx >= nh] - nh  # (idx is sorted: head rows first)
 
     # --- appearance and lighting, per seen vertex ------------------------------------------
-    app = sample_appearance(r.parts, rng, cfg.appearance, None if keep_steps else idx)
-    albedo, specular = (app.albedo[idx], app.specular[idx]) if keep_steps else (app.albedo, app.specular)
+    app = sample_appearance(r.parts, rng, cfg.appearance, None if keep_steps else idx_head)
+    hair_albedo = np.minimum(app.hair[None, :] * hair.shade[:, None], 1.0)
+    albedo = np.concatenate([app.albedo[idx_head] if keep_steps else app.albedo, hair_albedo[idx_hair]])
+    specular = np.concatenate([app.specular[idx_head] if keep_steps else app.specular,
+                               np.full(len(idx_hair), hair.specular)])
     to_cam = (q @ view_rot).T
-    model_normals = vertex_normals(verts32, r.faces)
+    model_normals = vertex_normals(verts32, faces)
     normals = np.empty((len(idx), 3))  # camera frame, seen vertices
     view_dirs = np.empty((len(idx), 3))  # towards the eye
     _seen_frames(idx, model_normals, to_cam, p_cam, normals, view_dirs)
+    # two-sided hair: a side seen from behind is lit as the side facing the camera
+    behind = (idx >= nh) & (np.einsum("ij,ij->i", normals, view_dirs) < 0.0)
+    normals[behind] *= -1.0
     light = random_lighting(rng, cfg.light)
     lit: NDArray[np.float64] | float = 1.0
     if rng.random() < cfg.light.shadow_prob:
-        lit = lit_from(p_cam, r.faces, light.light_dir, cfg.shadow_map, r.cull, idx).astype(np.float64)
+        lit = lit_from(p_cam, faces, light.light_dir, cfg.shadow_map, cull, idx).astype(np.float64)
     radiance = shade(albedo, normals, view_dirs, light, specular, lit)
     # auto-exposure, like a camera's metering: the seen skin gets a random mean brightness,
     # partly independent of the light (auto_exposure) and of the skin tone (skin_exposure)
-    skin_seen = r.skin[idx]
+    skin_seen = (idx < nh) & r.skin[np.minimum(idx, nh - 1)]
     if skin_seen.any():
         lum = float(matmul_rows(radiance[skin_seen], _LUMA).mean())
         alb = max(float(matmul_rows(albedo[skin_seen], _LUMA).mean()), 1e-4)
@@ -513,7 +538,7 @@ def render_sample(r: _Renderer, rng: np.random.Generator, cfg: SynthConfig,
     # --- interpolate, anti-alias, composite ------------------------------------------------
     # one pass: interpolate the colours at the supersamples and average them per pixel
     # (premultiplied colour, coverage, and coverage by the face region)
-    res = resolve(gbuf, r.faces, colors, ss, r.face_weight)
+    res = resolve(gbuf, faces, colors, ss, face_weight)
     rgb, alpha, face_mask = res.color, res.alpha, res.weight
     background = random_background(size, rng, cfg.background)
     image = rgb + (1.0 - alpha[..., None]) * background
@@ -529,13 +554,14 @@ def render_sample(r: _Renderer, rng: np.random.Generator, cfg: SynthConfig,
     if keep_steps:
         all_normals = matmul_rows(model_normals, to_cam)
         all_dirs = -p_cam / np.linalg.norm(p_cam, axis=1, keepdims=True)
-        steps.update(gbuffer=gbuf, normals=interpolate(gbuf, r.faces, all_normals),
-                     albedo=interpolate(gbuf, r.faces, linear_to_srgb(app.albedo)),
-                     shading=interpolate(gbuf, r.faces, linear_to_srgb_fast(exposure * _shading_only(
+        all_albedo = np.concatenate([app.albedo, hair_albedo])
+        steps.update(gbuffer=gbuf, faces=faces, normals=interpolate(gbuf, faces, all_normals),
+                     albedo=interpolate(gbuf, faces, linear_to_srgb(all_albedo)),
+                     shading=interpolate(gbuf, faces, linear_to_srgb_fast(exposure * _shading_only(
                          all_normals, all_dirs, light, idx, lit))),
-                     rendered=interpolate(gbuf, r.faces, colors), alpha=alpha, background=background, composite=image,
+                     rendered=interpolate(gbuf, faces, colors), alpha=alpha, background=background, composite=image,
                      occluded=occluded, occluder_alpha=occ_alpha, lighting=light,
-                     shadow=lit, appearance=app, id_coeffs=id_c, exp_coeffs=exp_c,
+                     shadow=lit, appearance=app, hair=hair, id_coeffs=id_c, exp_coeffs=exp_c,
                      distance_mm=dist, focal_px=focal, exposure=exposure)
     lm = verts_img[r.lmks68]
     return SynthSample(image=final, verts_img=verts_img, lmks68=lm.astype(np.float32),
