@@ -64,7 +64,7 @@ from facegcn_lib.data.crop import (
     landmark_box,
 )
 from facegcn_lib.data.effects import CameraConfig, OccluderConfig, add_occluders, camera_effects
-from facegcn_lib.data.hair import Hair, HairBuilder, HairConfig
+from facegcn_lib.data.hair import HairBuilder, HairConfig
 from facegcn_lib.geometry.rotations import euler_to_rotation, rotation_to_euler
 from facegcn_lib.morphable.ict import FACE_VERTS, ICT_REGIONS, load_ict_model
 from facegcn_lib.morphable.model import MorphableModel
@@ -454,10 +454,9 @@ def render_sample(r: _Renderer, rng: np.random.Generator, cfg: SynthConfig,
     id_c = rng.normal(0.0, cfg.id_std, cfg.num_id)
     exp_c = sample_expression(r.model.exp_names, rng, cfg.expression)
     head32 = r.shape(id_c, exp_c)
-    # the haircut has a generator of its own: the rest of the sample does not depend on it (and
-    # without hair geometry the sample is what it was before hair existed)
-    hair = (r.hair.sample(head32, np.random.default_rng(rng.integers(1 << 62)), cfg.hair)
-            if cfg.hair.prob > 0.0 else Hair.empty())
+    # the haircut draws from a generator spawned from the sample's (which spawning does not
+    # advance): the face, pose, labels and everything else are the same with any haircut or none
+    hair = r.hair.sample(head32, rng.spawn(1)[0], cfg.hair)
     nh = len(head32)  # vertices from nh on are the hair's
     verts32 = np.concatenate([head32, hair.verts]) if len(hair.verts) else head32
     faces = np.concatenate([r.faces, hair.faces + nh]) if len(hair.faces) else r.faces

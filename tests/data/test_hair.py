@@ -145,3 +145,12 @@ def test_cli_renders_a_cache_with_hair(tmp_path: Path, data_root: Path,
     with pytest.raises(SystemExit):
         main(["data", "synth", "--n", "2", "--out", str(tmp_path / "bad"), "--hair-prob", "2"])
     assert "probability in [0, 1]" in capsys.readouterr().err
+
+
+def test_a_haircut_changes_the_image_and_nothing_else(model: MorphableModel) -> None:
+    base = SynthConfig(image_size=48, supersample=1)
+    bare = SyntheticFaces(base, seed=2, model=model).sample(1)
+    cut = SyntheticFaces(replace(base, hair=HairConfig(prob=1.0, long_prob=1.0)), seed=2,
+                         model=model).sample(1)
+    assert (bare.verts_img == cut.verts_img).all() and (bare.pose_deg == cut.pose_deg).all()
+    assert not (bare.image == cut.image).all()
