@@ -10,10 +10,10 @@ Writing the output files is timed separately (``save s``, not part of the rate).
 Two models run side by side, interleaved round-robin so that load from other processes hits
 both alike:
 
-* ``default``: the pretrained model's architecture (the ``cpu`` training preset: ResNet-18 at
-  128 x 128, the ResGCN decoder on the 9,409-vertex ICT face); the pretrained weights when they
-  are installed, else an untrained model (the same speed);
-* ``fast``: the same with the MobileNetV3-Large encoder (:data:`~facegcn_lib.pipeline.FAST_ENCODER`).
+* ``default``: the pretrained model's architecture (the ``cpu`` training preset: MobileNetV3-Large
+  at 128 x 128, the ResGCN decoder on the 9,409-vertex ICT face); the pretrained weights when
+  they are installed, else an untrained model (the same speed);
+* ``fast``: the same with the MobileNetV3-Small encoder (:data:`~facegcn_lib.pipeline.FAST_ENCODER`).
 
 It prints a table (median seconds per pass over the photos, split into reading, detection and
 the network passes, faces per second, and the process's CPU seconds with faces per CPU-second:

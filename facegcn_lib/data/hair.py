@@ -171,7 +171,6 @@ class HairBuilder:
         centres = self._bin_directions()
         near = np.argmax(centres @ centres[filled].T, axis=1)
         self.source = np.flatnonzero(filled)[near]
-        self.row_el = -90.0 + _TABLE_DEG * (np.arange(self.n_el) + 0.5)
 
     def centre(self, verts: NDArray) -> NDArray[np.float64]:
         """The head's centre (3,): above the eyes, halfway between front and back."""
