@@ -19,6 +19,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from facegcn_lib.data.hair import hairline_coefficients
 from facegcn_lib.morphable.ict import ICT_REGIONS
 from facegcn_lib.morphable.model import MorphableModel
 from facegcn_lib.paths import cache_file
@@ -519,9 +520,7 @@ def sample_appearance(parts: HeadParts, rng: np.random.Generator,
         back, side = rng.uniform(-70.0, -30.0), rng.uniform(5.0, 25.0)
         # line(phi) = a0 + a1 cos(phi) + a2 cos(2 phi) through front (0), side (90), back (180)
         prm[_P_HAIR_ON] = 1.0
-        prm[_P_A1] = 0.5 * (front - back)
-        prm[_P_A0] = 0.5 * (0.5 * (front + back) + side)
-        prm[_P_A2] = 0.5 * (0.5 * (front + back) - side)
+        prm[_P_A0], prm[_P_A1], prm[_P_A2] = hairline_coefficients(front, side, back)
         prm[_P_SOFT] = rng.uniform(1.5, 6.0)
         prm[_P_HAIR] = rng.uniform(0.85, 1.0)
     colors[_C_BROW] = (hair if rng.random() < 0.8 else hair_colors[rng.integers(0, 3)]).astype(np.float32)

@@ -227,9 +227,7 @@ class HairBuilder:
         # the hairline (as the painted hair's), the thickness and the strand tips
         front, side, back = (rng.uniform(*c.hairline_front_deg), rng.uniform(*c.hairline_side_deg),
                              rng.uniform(*c.hairline_back_deg))
-        a1 = 0.5 * (front - back)
-        a0 = 0.5 * (0.5 * (front + back) + side)
-        a2 = 0.5 * (0.5 * (front + back) - side)
+        a0, a1, a2 = hairline_coefficients(front, side, back)
         end_el = a0 + a1 * cos_phi + a2 * (2.0 * cos_phi ** 2 - 1.0)
         thickness = rng.uniform(*c.thickness_mm)
         ragged = rng.uniform(*c.ragged_mm)
@@ -293,6 +291,19 @@ class HairBuilder:
                                            + _ALONG_STRAND * rng.standard_normal((rows, n_col))))
         return Hair(verts=grid.reshape(-1, 3).astype(np.float32), faces=_grid_faces(rows, n_col),
                     shade=strands.reshape(-1), specular=float(rng.uniform(*c.specular)))
+
+
+def hairline_coefficients(front: float, side: float, back: float) -> tuple[float, float, float]:
+    """``(a0, a1, a2)`` of the hairline ``theta(phi) = a0 + a1 cos(phi) + a2 cos(2 phi)`` through
+    the elevations ``front`` (at ``phi = 0``), ``side`` (90 degrees) and ``back`` (180), degrees.
+
+    The painted hair (:func:`facegcn_lib.data.appearance.sample_appearance`) and the hair
+    geometry draw their hairlines with it.
+    """
+    a1 = 0.5 * (front - back)
+    a0 = 0.5 * (0.5 * (front + back) + side)
+    a2 = 0.5 * (0.5 * (front + back) - side)
+    return a0, a1, a2
 
 
 def _direction(az: NDArray, el: NDArray) -> NDArray[np.float64]:
