@@ -1,7 +1,7 @@
 """Synthetic training faces: random ICT heads rendered on the CPU, with dense ground truth.
 
-Every sample is a random identity and expression of the ICT Face Model, with a random
-haircut built around the head (:mod:`facegcn_lib.data.hair`), posed (yaw over the
+Every sample is a random identity and expression of the ICT Face Model (optionally with a
+haircut as geometry, :mod:`facegcn_lib.data.hair`; off by default), posed (yaw over the
 full -90..90 degrees), lit (ambient, spherical-harmonic environment, a directional key light
 with cast shadows and highlights), seen by a perspective camera, put in front of a random
 background, partly occluded, and passed through camera effects. The ground truth comes for
@@ -234,8 +234,8 @@ class SynthSample:
 
 
 def renderer_sources() -> tuple[Path, ...]:
-    """The source files whose code decides what a rendered face looks like (this module and the
-    head's appearance): caches of rendered faces are keyed by their contents."""
+    """The source files whose code decides what a rendered face looks like (this module, the
+    head's appearance and the hair): caches of rendered faces are keyed by their contents."""
     from facegcn_lib.data import appearance, hair
 
     return Path(__file__), Path(appearance.__file__), Path(hair.__file__)
@@ -425,7 +425,6 @@ class _Renderer:
         self.pivot = np.array([0.0, lm[:, 1].mean(), 0.5 * (model.mean[:, 2].min() + model.mean[:, 2].max())])
         self.lmks68 = model.lmks68
         self.hair = HairBuilder(model.mean, np.arange(ICT_REGIONS["head_and_neck"][1]), model.lmks68)
-        self.n_verts = model.num_verts
 
     def shape(self, id_coeffs: NDArray, exp_coeffs: NDArray) -> NDArray[np.float32]:
         """(V, 3) float32 vertices, millimetres (reads only the active blendshapes; the identity
