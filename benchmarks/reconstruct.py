@@ -7,20 +7,23 @@ photos), the crop-and-predict passes (one by default; all faces of a photo in on
 landmarks and pose.
 Writing the output files is timed separately (``save s``, not part of the rate).
 
-Two models run side by side, interleaved round-robin so that load from other processes hits
-both alike:
+Three configurations run side by side, interleaved round-robin so that load from other
+processes hits them alike:
 
 * ``default``: the pretrained model's architecture (the ``cpu`` training preset: MobileNetV3-Large
   at 128 x 128, the ResGCN decoder on the 9,409-vertex ICT face); the pretrained weights when
   they are installed, else an untrained model (the same speed);
-* ``fast``: the same with the MobileNetV3-Small encoder (:data:`~facegcn_lib.pipeline.FAST_ENCODER`).
+* ``fast``: the same with the MobileNetV3-Small encoder (:data:`~facegcn_lib.pipeline.FAST_ENCODER`);
+* ``shifted``: the default model with test-time crop averaging
+  (``PipelineConfig(crop_shift=TRAINING_CROP_SHIFT)``, ``--crop-shift 0.03``: five crops a face).
 
 It prints a table (median seconds per pass over the photos, split into reading, detection and
 the network passes, faces per second, and the process's CPU seconds with faces per CPU-second:
 on a machine shared with other jobs, wall-clock time, and with it the rate, depends on their
 load, while CPU time much less so) and, last,
-``RESULT faces_per_second=<default> fast_faces_per_second=<fast>`` (target: 10 or more on
-2 CPU cores). Run as ``FACEGCN_DATA=/path/to/data python benchmarks/reconstruct.py
+``RESULT faces_per_second=<default> fast_faces_per_second=<fast>
+shifted_faces_per_second=<shifted> crop_shift_cost=<default / shifted>`` (target: 10 or more
+faces per second on 2 CPU cores, for the default). Run as ``FACEGCN_DATA=/path/to/data python benchmarks/reconstruct.py
 [--threads 2] [--repeats 3] [--device cpu] [--backend auto|onnx|torch] [--passes 1]``.
 
 The detector and the encoder run on the pipeline's backend (``--backend``, default: onnxruntime
@@ -44,7 +47,7 @@ import argparse
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -54,6 +57,7 @@ from facegcn_lib.face import Face
 from facegcn_lib.nn.runtime import BACKENDS, RuntimeConfig
 from facegcn_lib.paths import require
 from facegcn_lib.pipeline import (
+    TRAINING_CROP_SHIFT,
     PipelineConfig,
     Reconstructor,
     build_untrained,
@@ -125,7 +129,9 @@ def main() -> None:
     config = PipelineConfig(passes=a.passes, runtime=RuntimeConfig(backend=a.backend))
     models = {"default": Reconstructor(model=default, device=a.device, config=config),
               "fast": Reconstructor(model=build_untrained(fast_model_config()), device=a.device,
-                                    config=config)}
+                                    config=config),
+              "shifted": Reconstructor(model=default, device=a.device,
+                                       config=replace(config, crop_shift=TRAINING_CROP_SHIFT))}
     runs = {name: Run() for name in models}
     saved: dict[str, list[list[Face]]] = {}
     for name, rec in models.items():  # warm-up (first-call allocations, numba compilation)
@@ -162,7 +168,9 @@ def main() -> None:
               f"{r.faces / statistics.median(r.cpu):>12.2f}")
     print(f"writing the {n_saved} faces' files (obj, ply, json, png): {save_s:.2f} s "
           f"({n_saved / save_s:.1f} faces/s); target {TARGET_FACES_PER_SECOND:g} faces/s")
-    print(f"RESULT faces_per_second={rates['default']:.2f} fast_faces_per_second={rates['fast']:.2f}")
+    print(f"RESULT faces_per_second={rates['default']:.2f} fast_faces_per_second={rates['fast']:.2f} "
+          f"shifted_faces_per_second={rates['shifted']:.2f} "
+          f"crop_shift_cost={rates['default'] / rates['shifted']:.2f}")
 
 
 if __name__ == "__main__":

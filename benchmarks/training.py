@@ -3,16 +3,21 @@
 Three measurements, side by side in one run:
 
 1. **Model step**: one optimiser step (forward, the paper's loss, backward, Adam) of every
-   preset (``cpu``: ResNet-18 at 128 x 128; ``paper``: ResNet-50 at 256 x 256) with each
+   preset (``cpu``: MobileNetV3-Large at 128 x 128; ``paper``: ResNet-50 at 256 x 256) with each
    decoder (ResGCN, UV position map, 3DMM regression) on random crops and targets, so that only
    the model counts. The configurations are timed round-robin (one step of each in turn,
    repeated) and the median is kept, so that load from other processes on a shared machine
    hits all of them alike. On a CPU the ``paper`` preset is timed at a smaller batch
    (``--paper-cpu-batch``, default 8: a batch of 50 takes minutes on 2 cores); per-sample CPU
    throughput hardly depends on the batch size.
-2. **Data**: synthetic faces rendered per second by one process at each preset's size
+2. **Memory layout**: the ``cpu`` preset's model step with the encoder's weights and the images
+   in the default (NCHW) layout and in the channels-last (NHWC) one that
+   :class:`~facegcn_lib.train.trainer.TrainConfig` ``channels_last`` (on by default) trains
+   with, round-robin; the line ``channels_last_speedup=<ratio>`` is the NCHW median over the
+   NHWC one.
+3. **Data**: synthetic faces rendered per second by one process at each preset's size
    (:class:`facegcn_lib.data.synth.SyntheticFaces`): what data-loader workers must supply.
-3. **End to end**: the ``cpu`` preset's real training loop (:func:`build_from_preset` and
+4. **End to end**: the ``cpu`` preset's real training loop (:func:`build_from_preset` and
    :class:`Trainer`, data rendered on the fly by its data-loader worker, validation off) for
    ``--steps`` steps after a warm-up step. This is the headline figure: the CPU preset plans its
    steps from it to fit its time budget.
@@ -64,7 +69,7 @@ class Contender:
 
 
 def _model_step(mcfg: ModelConfig, batch: int, device: torch.device,
-                precision: str) -> Callable[[], None]:
+                precision: str, channels_last: bool = False) -> Callable[[], None]:
     from facegcn_lib.nn.model import build_model
     from facegcn_lib.train.losses import MeshLoss
 
@@ -75,6 +80,9 @@ def _model_step(mcfg: ModelConfig, batch: int, device: torch.device,
     plan = pick_precision(device, precision)
     size = mcfg.encoder.image_size
     images = torch.rand(batch, 3, size, size, device=device)
+    if channels_last:  # as the Trainer does with TrainConfig.channels_last
+        model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
     target = model.template.expand(batch, -1, -1) + 0.05 * torch.randn(
         batch, model.target.n_verts, 3, device=device)
 
@@ -112,6 +120,23 @@ def bench_models(device: torch.device, repeats: int, paper_cpu_batch: int,
             c.step()
             c.times.append(time.perf_counter() - t0)
     return contenders
+
+
+def bench_layouts(device: torch.device, repeats: int) -> dict[str, float]:
+    """Median seconds of the ``cpu`` preset's step in each memory layout, round-robin."""
+    preset = PRESETS["cpu"]
+    steps = {name: _model_step(preset.model, preset.train.batch_size, device,
+                               preset.train.precision, channels_last=name == "channels_last")
+             for name in ("contiguous", "channels_last")}
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for step in steps.values():
+        step()  # warm-up
+    for _ in range(repeats):
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def bench_data(sizes: tuple[int, ...], n: int) -> dict[int, float]:
@@ -178,6 +203,11 @@ def main() -> None:
             gcn_rate[c.preset] = rate
         print(f"{c.preset:<7} {c.decoder:<7} {c.size:>6} {c.batch:>6} {med:>8.3f} {rate:>10.2f} "
               f"{rate / gcn_rate[c.preset]:>7.2f}")
+
+    layouts = bench_layouts(device, max(a.repeats, 5))
+    ratio = layouts["contiguous"] / layouts["channels_last"]
+    print(f"\ncpu preset step by memory layout: NCHW {layouts['contiguous']:.3f} s, "
+          f"channels-last {layouts['channels_last']:.3f} s; channels_last_speedup={ratio:.2f}")
 
     sizes = tuple(sorted({PRESETS[n].model.encoder.image_size for n in ("cpu", "paper")}))
     data = bench_data(sizes, a.data_samples)

@@ -87,6 +87,8 @@ def test_usage_errors_exit_2(checkpoint: Path, tmp_path: Path,
     assert "nowhere.jpg" in capsys.readouterr().err
     assert run(tmp_path, "--smooth", "kalman", "--checkpoint", checkpoint) == EXIT_USAGE
     assert "kalman" in capsys.readouterr().err
+    assert run(tmp_path, "--crop-shift", "0.5", "--checkpoint", checkpoint) == EXIT_USAGE
+    assert "crop_shift" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["reconstruct"])
     assert exc.value.code == EXIT_USAGE

@@ -18,7 +18,10 @@ from facegcn_lib.mesh.io import read_obj, read_ply
 from facegcn_lib.nn.runtime import RuntimeConfig
 from facegcn_lib.overlay import front_facing
 from facegcn_lib.pipeline import (
+    MAX_CROP_SHIFT,
+    TRAINING_CROP_SHIFT,
     PipelineConfig,
+    PipelineConfigError,
     PretrainedModelMissingError,
     Reconstructor,
     UnsupportedImageError,
@@ -225,6 +228,29 @@ def test_more_passes_change_the_crop(rec: Reconstructor, photo: np.ndarray) -> N
     (a,) = two(photo)
     (b,) = rec(photo)
     assert not np.allclose(a.verts_img, b.verts_img)
+
+
+def test_crop_shift_averages_the_meshes_of_five_shifted_crops(rec: Reconstructor,
+                                                              photo: np.ndarray) -> None:
+    assert rec.config.crop_shift == 0.0  # off by default
+    shift = TRAINING_CROP_SHIFT
+    five = Reconstructor(model=rec.model, config=PipelineConfig(crop_shift=shift))
+    box = CropBox(300.0, 260.0, 240.0)
+    verts, lmks, pose = five._predict(photo, [box, box])  # two faces: each averaged alone
+    moved = [CropBox(box.cx + dx * box.side, box.cy + dy * box.side, box.side)
+             for dx, dy in ((0, 0), (-shift, 0), (shift, 0), (0, -shift), (0, shift))]
+    by_hand = np.mean(rec._predict(photo, moved)[0], axis=0)
+    assert verts.shape == (2, rec.model.target.n_verts, 3) and lmks.shape == (2, 68, 3)
+    np.testing.assert_allclose(verts[0], by_hand, atol=1e-3)
+    np.testing.assert_allclose(verts[1], by_hand, atol=1e-3)
+    np.testing.assert_array_equal(lmks, verts[:, rec.model.lmks68.numpy()])
+    assert pose.shape == (2, 3) and np.isfinite(pose).all()
+    (a,) = five(photo)  # the whole pipeline
+    (b,) = rec(photo)
+    assert a.verts_img.shape == b.verts_img.shape and not np.allclose(a.verts_img, b.verts_img)
+    for bad in (-0.01, MAX_CROP_SHIFT):
+        with pytest.raises(PipelineConfigError, match="crop_shift"):
+            PipelineConfig(crop_shift=bad)
 
 
 def test_torch_and_onnxruntime_backends_agree(rec: Reconstructor, checkpoint: Path,

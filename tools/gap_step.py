@@ -11,7 +11,7 @@ Usage::
 
     FACEGCN_DATA=/path/to/data python tools/gap_step.py --step "v2: cached faces" \
         --checkpoint runs/cpu-v2/model_best.pt --change "what changed" \
-        --command "the command that made the checkpoint" [--flip] \
+        --command "the command that made the checkpoint" [--flip] [--crop-shift 0.03] \
         [--out facegcn_lib/resources/results/gap_programme.csv]
 """
 
@@ -32,9 +32,9 @@ COLUMNS = ("step", "change", "aflw_mean", "aflw_mean_of_bins", "menpo_contour", 
 PERCENT = 100.0
 
 
-def score(checkpoint: str | None, flip: bool) -> dict[str, float]:
+def score(checkpoint: str | None, flip: bool, crop_shift: float = 0.0) -> dict[str, float]:
     """The development-set NMEs (percent) of a checkpoint (``None``: the shipped model)."""
-    rec = Reconstructor(checkpoint, config=PipelineConfig(flip=flip))
+    rec = Reconstructor(checkpoint, config=PipelineConfig(flip=flip, crop_shift=crop_shift))
     aflw = evaluate_aflw2000(rec).summary["68 points, 2D"]
     photos = evaluate_faces68(rec).summary
     return {"aflw_mean": PERCENT * aflw[OVERALL],
@@ -66,10 +66,12 @@ def main() -> None:
     ap.add_argument("--command", required=True, help="the command that made the checkpoint")
     ap.add_argument("--checkpoint", help="the model (default: the shipped one)")
     ap.add_argument("--flip", action="store_true", help="test-time flip averaging")
+    ap.add_argument("--crop-shift", type=float, default=0.0,
+                    help="test-time crop averaging (PipelineConfig.crop_shift; default: off)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    scores = score(args.checkpoint, args.flip)
+    scores = score(args.checkpoint, args.flip, args.crop_shift)
     write_row(args.out, {"step": args.step, "change": args.change, "command": args.command,
                          **{k: f"{v:.2f}" for k, v in scores.items()}})
     print(", ".join(f"{k} {v:.2f}" for k, v in scores.items()))

@@ -13,8 +13,10 @@ facegcn data synth --n 16000 --size 128 --seed 7 --shard-size 500 --out runs/syn
 # One run from scratch on the cached faces, each mirrored or slightly re-cropped anew every
 # epoch. 3,123 steps of 32 (the preset's MobileNetV3-Large encoder) is what a 55-minute budget
 # (--max-minutes 55) allowed on the project's machine; the step count is fixed so that the
-# recipe repeats anywhere.
+# recipe repeats anywhere. The shipped model was trained before the channels-last layout became
+# the default (--no-channels-last keeps its arithmetic; with it on, the steps are faster and the
+# model a different one: step "v6, channels-last" of the results page's programme).
 facegcn train --preset cpu --synth-cache runs/synth-128-a runs/synth-128-b --out "$out" --seed 0 \
-    --max-minutes 0 --max-steps 3123 --quiet
+    --max-minutes 0 --max-steps 3123 --no-channels-last --quiet
 python3 tools/export_pretrained.py "$out/model_best.pt" facegcn_lib/resources/facegcn_cpu.pt
 cp "$out/metrics.csv" facegcn_lib/resources/facegcn_cpu_metrics.csv

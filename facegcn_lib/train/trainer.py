@@ -204,12 +204,11 @@ CPU_LANDMARK_WEIGHT = 1.0
 #:   rendering new faces (2,000 per epoch) while the main process trains. The run times its
 #:   first steps and plans as many as fit 55 minutes, the learning rate halving every quarter
 #:   of them, and validates on 256 held-out faces after each epoch. On the project's 2-core
-#:   machine, shared with other jobs, ``benchmarks/training.py`` measured 7.9 samples/s with
-#:   one torch thread (``OMP_NUM_THREADS=1``, the way to run it) and 3.0 with two at a load
-#:   of 3.5 (3.1 and 1.4 at a load of 7.5): about 26,000 faces (800 steps) in 55 minutes.
-#:   (Those speeds are the ResNet-18 encoder's, the preset's until v5 of the shipped model; on
-#:   cached faces MobileNetV3-Large ran 3,123 steps of 32 in the time ResNet-18 ran 2,200, and
-#:   it lowered the error on every real development set: the results page's programme.)
+#:   machine, quiet, ``benchmarks/training.py`` measured 23.8 samples/s with two torch threads
+#:   and 24.2 with one (on a machine shared with other jobs one thread, ``OMP_NUM_THREADS=1``,
+#:   has been up to 2.6 times faster): about 78,000 faces in 55 minutes. On cached faces
+#:   (``facegcn data synth``, ``--synth-cache``; the shipped model's recipe) both cores train:
+#:   3,485 steps of 32 in 49 minutes with the channels-last layout (``TrainConfig.channels_last``).
 #:   Its loss adds the image-plane L1 term of the 68 landmarks (:data:`CPU_LANDMARK_WEIGHT`).
 PRESETS: dict[str, Preset] = {
     "paper": Preset(

@@ -225,18 +225,19 @@ def test_cli_writes_table_csv_and_plot(checkpoint: Path, tmp_path: Path, data_ro
 
 def test_cli_pipeline_options_reach_the_photo_benchmarks(checkpoint: Path, tmp_path: Path,
                                                          data_root: Path) -> None:
-    """``--no-flip --passes 2`` scores the same pipeline as ``PipelineConfig(flip=False, passes=2)``."""
+    """``--no-flip --passes 2 --crop-shift 0.03`` scores ``PipelineConfig`` with those values."""
     out = tmp_path / "out"
     assert main(["evaluate", "--benchmark", "aflw2000", "--checkpoint", str(checkpoint), "--no-flip",
-                 "--passes", "2", "--out", str(out), "--quiet"]) == EXIT_OK
+                 "--passes", "2", "--crop-shift", "0.03", "--out", str(out), "--quiet"]) == EXIT_OK
     with (out / "aflw2000.csv").open(newline="") as fh:
         cli = [float(r["nme"]) for r in csv.DictReader(fh)]
-    rec = Reconstructor(checkpoint, config=PipelineConfig(flip=False, passes=2))
+    rec = Reconstructor(checkpoint, config=PipelineConfig(flip=False, passes=2, crop_shift=0.03))
     lib = evaluate_aflw2000(rec, config=BenchmarkConfig(progress=False)).errors("nme")
     np.testing.assert_allclose(cli, lib, rtol=1e-5)
     default = evaluate_aflw2000(checkpoint, config=BenchmarkConfig(progress=False)).errors("nme")
     assert not np.allclose(cli, default)  # the options changed the pipeline
     assert main(["evaluate", "--benchmark", "aflw2000", "--passes", "0"]) == EXIT_USAGE
+    assert main(["evaluate", "--benchmark", "aflw2000", "--crop-shift", "-1"]) == EXIT_USAGE
 
 
 def test_cli_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -1,7 +1,7 @@
-"""Trainer options the loop tests leave alone: clipping, loader workers, TensorBoard.
+"""Trainer options the loop tests leave alone: clipping, loader workers, layout, TensorBoard.
 
-Gradient clipping, data-loader worker processes, and the TensorBoard log next to
-``metrics.csv`` (both kept consistent across a resume).
+Gradient clipping, data-loader worker processes, the channels-last memory layout, and the
+TensorBoard log next to ``metrics.csv`` (both kept consistent across a resume).
 """
 
 from __future__ import annotations
@@ -57,6 +57,27 @@ def test_data_loader_workers_change_nothing_but_the_speed(tmp_path: Path) -> Non
         trainer.fit()
         weights.append(trainer.model.state_dict())
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_channels_last_reaches_the_convolutions_and_changes_only_the_layout(
+        tmp_path: Path) -> None:
+    """The 4-D weights and the image batches are NHWC; the trained weights match NCHW's."""
+    seen: list[torch.Tensor] = []
+    weights = []
+    for channels_last in (False, True):
+        model = make_model(dropout=0.0)
+        hook = model.conv.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+        trainer = Trainer(model, l1, DictFaces(24), config(epochs=1, channels_last=channels_last),
+                          tmp_path / str(channels_last))
+        trainer.fit()
+        hook.remove()
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        assert model.conv.weight.is_contiguous(memory_format=layout)
+        assert seen[-1].is_contiguous(memory_format=layout) and seen[-1].ndim == 4
+        weights.append(model.state_dict())
+    assert not seen[0].is_contiguous(memory_format=torch.channels_last)  # NCHW differs
+    for k in weights[0]:  # the same arithmetic, summed in another order
+        torch.testing.assert_close(weights[1][k], weights[0][k], rtol=1e-4, atol=1e-5)
 
 
 def test_tensorboard_and_csv_logs_drop_the_steps_after_the_resumed_checkpoint(
