@@ -23,8 +23,9 @@ on a machine shared with other jobs, wall-clock time, and with it the rate, depe
 load, while CPU time much less so) and, last,
 ``RESULT faces_per_second=<default> fast_faces_per_second=<fast>
 shifted_faces_per_second=<shifted> crop_shift_cost=<default / shifted>`` (target: 10 or more
-faces per second on 2 CPU cores, for the default). Run as ``FACEGCN_DATA=/path/to/data python benchmarks/reconstruct.py
-[--threads 2] [--repeats 3] [--device cpu] [--backend auto|onnx|torch] [--passes 1]``.
+faces per second on 2 CPU cores, for the default). Run as
+``FACEGCN_DATA=/path/to/data python benchmarks/reconstruct.py [--threads 2]
+[--repeats 3] [--device cpu] [--backend auto|onnx|torch] [--passes 1]``.
 
 The detector and the encoder run on the pipeline's backend (``--backend``, default: onnxruntime
 when it is installed, :mod:`facegcn_lib.nn.runtime`), the decoder in torch. Unless the
