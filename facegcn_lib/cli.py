@@ -273,6 +273,8 @@ def _train(args: argparse.Namespace) -> int:
         overrides["deterministic"] = True
     if args.channels_last is not None:
         overrides["channels_last"] = args.channels_last
+    if args.lr_schedule is not None:
+        overrides["lr_schedule"] = args.lr_schedule
     if args.quiet:
         overrides["progress"] = False
     if args.no_tensorboard:
@@ -332,7 +334,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="passes over the training set")
     p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
     p.add_argument("--batch-size", type=int, help="global batch size (all processes together)")
-    p.add_argument("--lr", type=float, help="initial learning rate (halved every quarter)")
+    p.add_argument("--lr", type=float, help="initial learning rate")
+    p.add_argument("--lr-schedule", choices=("staged", "cosine"),
+                   help="staged: the rate halved every quarter of the run (the paper); cosine: "
+                        "it falls smoothly to 0 over the run (default: the preset's)")
     p.add_argument("--decoder", choices=("gcn", "uvmap", "3dmm"),
                    help="the ResGCN (the paper, default) or a baseline decoder")
     p.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"),

@@ -67,7 +67,10 @@ LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 CHECKPOINT_DIR = "checkpoints"
 #: Settings a resumed run must share with the checkpoint (they fix the data order and schedule).
-RESUME_MUST_MATCH = ("batch_size", "seed", "epochs", "max_steps", "lr", "lr_decay", "lr_stages")
+RESUME_MUST_MATCH = ("batch_size", "seed", "epochs", "max_steps", "lr", "lr_decay", "lr_stages",
+                     "lr_schedule", "lr_final")
+#: The learning-rate schedules of :attr:`TrainConfig.lr_schedule`.
+LR_SCHEDULES = ("staged", "cosine")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -87,6 +90,11 @@ class TrainConfig:
         batch_size: the global batch size, summed over processes (the paper: 50).
         lr: Adam's initial learning rate (the paper: 1e-3).
         lr_decay: factor applied to the learning rate at each stage (the paper: halved).
+        lr_schedule: ``"staged"`` (the paper: the rate is multiplied by ``lr_decay`` at each
+            of ``lr_stages`` equal stages, :class:`StagedDecayLR`) or ``"cosine"`` (it falls
+            smoothly from ``lr`` to ``lr * lr_final`` over the planned steps,
+            :class:`CosineDecayLR`).
+        lr_final: the cosine schedule's last rate, a fraction of ``lr``.
         lr_stages: the planned steps are cut into this many equal stages (the paper: 80
             epochs halved every 20, i.e. 4), the learning rate decaying between them.
         betas: Adam's moment coefficients.
@@ -123,6 +131,8 @@ class TrainConfig:
     lr: float = 1e-3
     lr_decay: float = 0.5
     lr_stages: int = 4
+    lr_schedule: str = "staged"
+    lr_final: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     grad_clip_norm: float | None = 5.0
@@ -159,6 +169,11 @@ class TrainConfig:
             raise TrainConfigError(f"TrainConfig.max_minutes must be positive, got {self.max_minutes}")
         if not 0 < self.lr_decay <= 1:
             raise TrainConfigError(f"TrainConfig.lr_decay must be in (0, 1], got {self.lr_decay}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise TrainConfigError(f"TrainConfig.lr_schedule must be one of {LR_SCHEDULES}, "
+                                   f"got {self.lr_schedule!r}")
+        if not 0 <= self.lr_final <= 1:
+            raise TrainConfigError(f"TrainConfig.lr_final must be in [0, 1], got {self.lr_final}")
         if not 0 <= self.time_reserve < 1:
             raise TrainConfigError(f"TrainConfig.time_reserve must be in [0, 1), got {self.time_reserve}")
         if self.num_workers < 0:
@@ -202,8 +217,10 @@ CPU_LANDMARK_WEIGHT = 1.0
 #: * ``cpu``: a model trained in at most 60 minutes on 2 CPU cores: MobileNetV3-Large at
 #:   128 x 128 and the five-level ResGCN on the ICT face mesh, batch 32, float32, one data-loader worker
 #:   rendering new faces (2,000 per epoch) while the main process trains. The run times its
-#:   first steps and plans as many as fit 55 minutes, the learning rate halving every quarter
-#:   of them, and validates on 256 held-out faces after each epoch. On the project's 2-core
+#:   first steps and plans as many as fit 55 minutes, the learning rate falling along half a
+#:   cosine over them to 0 (:class:`CosineDecayLR`: on the shipped model's cached faces it
+#:   reached a held-out dense NME of 10.1 % where the paper's staircase reached 10.8 %, step
+#:   "v7" of the book's results page), and validates on 256 held-out faces after each epoch. On the project's 2-core
 #:   machine, quiet, ``benchmarks/training.py`` measured 23.8 samples/s with two torch threads
 #:   and 24.2 with one (on a machine shared with other jobs one thread, ``OMP_NUM_THREADS=1``,
 #:   has been up to 2.6 times faster): about 78,000 faces in 55 minutes. On cached faces
@@ -225,7 +242,7 @@ PRESETS: dict[str, Preset] = {
         description="a useful model in at most 60 minutes on 2 CPU cores (MobileNetV3-Large, 128x128)",
         train=TrainConfig(epochs=100, batch_size=32, max_minutes=55.0, num_workers=1,
                           checkpoint_every=50, log_every=10, val_batch_size=32,
-                          precision="fp32"),
+                          precision="fp32", lr_schedule="cosine"),
         model=ModelConfig(encoder=EncoderConfig(arch="mobilenet_v3_large", image_size=128),
                           mesh=MeshConfig(topology="ict-face", n_levels=5)),
         train_samples=2_000,
@@ -275,6 +292,34 @@ class StagedDecayLR(torch.optim.lr_scheduler.StepLR):
     def get_lr(self) -> list[float]:  # type: ignore[override]
         return [float(base) * self.gamma ** (self.last_epoch // self.step_size)
                 for base in self.base_lrs]
+
+
+class CosineDecayLR(torch.optim.lr_scheduler.LRScheduler):
+    """``lr = base_lr * (f + (1 - f) * (1 + cos(pi * t / T)) / 2)``, ``t`` the step, ``T`` the plan.
+
+    Half a cosine from the base rate down to ``final * base_lr`` (``f``) at step ``total_steps``,
+    then flat (Loshchilov and Hutter, *SGDR: Stochastic Gradient Descent with Warm Restarts*,
+    ICLR 2017, without the restarts). See :doc:`chapter 5 </chapters/05_training>`, which
+    compares it with the staircase.
+    Computed in closed form from the step, like :class:`StagedDecayLR`: ``total_steps`` may be
+    re-planned during the run (by a time budget) and a resumed run gets exactly the same rates.
+
+    Args:
+        optimizer: the optimiser whose rates it sets.
+        total_steps: ``T``, the planned optimiser steps.
+        final: ``f``, the last rate as a fraction of the base rate, in [0, 1].
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int,
+                 final: float = 0.0) -> None:
+        self.total_steps = total_steps
+        self.final = final
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:  # type: ignore[override]
+        t = min(self.last_epoch, self.total_steps) / max(1, self.total_steps)
+        factor = self.final + (1.0 - self.final) * 0.5 * (1.0 + math.cos(math.pi * t))
+        return [float(base) * factor for base in self.base_lrs]
 
 
 def loss_terms(out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -381,8 +426,10 @@ class Trainer:
         self.planned_steps = self._initial_plan()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=cfg.betas,
                                           weight_decay=cfg.weight_decay)
-        self.scheduler = StagedDecayLR(self.optimizer, step_size=self._stage_length(),
-                                       gamma=cfg.lr_decay)
+        self.scheduler: StagedDecayLR | CosineDecayLR = (
+            StagedDecayLR(self.optimizer, step_size=self._stage_length(), gamma=cfg.lr_decay)
+            if cfg.lr_schedule == "staged"
+            else CosineDecayLR(self.optimizer, self.planned_steps, cfg.lr_final))
         self.scaler = torch.amp.GradScaler(self.device.type,
                                            enabled=self.precision.use_grad_scaler)
 
@@ -429,7 +476,10 @@ class Trainer:
             log.info("time budget of %.1f min: %.3f s/step, planning %d steps instead of %d",
                      self.cfg.max_minutes, seconds_per_step, planned, self.planned_steps)
         self.planned_steps = int(planned)
-        self.scheduler.step_size = self._stage_length()
+        if isinstance(self.scheduler, CosineDecayLR):
+            self.scheduler.total_steps = self.planned_steps
+        else:
+            self.scheduler.step_size = self._stage_length()
         self.plan_fixed = True
 
     # --- checkpoints -------------------------------------------------------------------------
@@ -473,8 +523,9 @@ class Trainer:
         """Continue from a training checkpoint (written by a run with the same settings)."""
         state = load_train_state(path)
         mine = asdict(self.cfg)
+        before = asdict(TrainConfig())  # what a checkpoint older than a setting ran with
         for key in RESUME_MUST_MATCH:
-            old = state["train_config"].get(key)
+            old = state["train_config"].get(key, before[key])
             if old != mine[key]:
                 raise TrainConfigError(
                     f"cannot resume {path}: it was written with {key}={old!r}, this run has "

@@ -63,12 +63,19 @@ def test_train_passes_the_options_and_writes_a_run(tmp_path: Path, calls: list[d
     assert (tmp_path / "metrics.csv").is_file()
     assert "8 steps of 8" in capsys.readouterr().out
     assert "channels_last" not in overrides  # the preset's default (on)
+    assert "lr_schedule" not in overrides  # the preset's
 
 
 def test_no_channels_last_reaches_the_training_config(tmp_path: Path,
                                                       calls: list[dict[str, Any]]) -> None:
     assert _train(tmp_path, "--epochs", "1", "--no-channels-last") == cli.EXIT_OK
     assert calls[0]["train_overrides"]["channels_last"] is False
+
+
+def test_lr_schedule_reaches_the_training_config(tmp_path: Path,
+                                                calls: list[dict[str, Any]]) -> None:
+    assert _train(tmp_path, "--epochs", "1", "--lr-schedule", "cosine") == cli.EXIT_OK
+    assert calls[0]["train_overrides"]["lr_schedule"] == "cosine"
 
 
 def test_resume_with_other_settings_fails_clearly(tmp_path: Path, calls: list[dict[str, Any]],

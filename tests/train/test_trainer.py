@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from torch.optim.lr_scheduler import LRScheduler
 
 from facegcn_lib.train.metrics_writer import read_metrics
 from facegcn_lib.train.train_state import atomic_torch_save, load_train_state
 from facegcn_lib.train.trainer import (
+    CosineDecayLR,
     NonFiniteLossError,
     StagedDecayLR,
     TrainConfigError,
@@ -61,6 +65,71 @@ def test_staged_decay_survives_a_new_stage_length() -> None:
     opt.step()
     sched.step()
     assert sched.get_last_lr() == [0.125]  # 31 // 10 = 3 halvings
+
+
+def test_cosine_schedule_falls_from_the_rate_to_its_final_fraction(tmp_path: Path) -> None:
+    cfg = config(epochs=4, batch_size=4, log_every=1, lr_schedule="cosine", lr_final=0.1)
+    trainer = Trainer(make_model(), l1, DictFaces(24), cfg, tmp_path)  # 24 planned steps
+    trainer.fit()
+    lrs = [v for _, v in read_metrics(tmp_path / "metrics.csv")["train/lr"]]
+    expected = [1e-3 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / 24))) for s in range(1, 25)]
+    assert lrs == pytest.approx(expected, rel=1e-6)
+    assert lrs[-1] == pytest.approx(1e-4) and all(a > b for a, b in itertools.pairwise(lrs))
+
+
+def test_cosine_decay_matches_torch_cosine_annealing() -> None:
+    """The closed form against torch's recursive CosineAnnealingLR (the slow reference)."""
+    def rates(make: Callable[[torch.optim.Optimizer], LRScheduler]) -> list[float]:
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2.0)
+        sched = make(opt)
+        out = []
+        for _ in range(40):
+            opt.step()
+            sched.step()
+            out.append(sched.get_last_lr()[0])
+        return out
+
+    ours = rates(lambda opt: CosineDecayLR(opt, total_steps=40, final=0.25))
+    ref = rates(lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=40, eta_min=0.5))
+    assert ours == pytest.approx(ref, rel=1e-9, abs=1e-12)
+
+
+def test_cosine_decay_survives_a_new_plan_and_a_resume() -> None:
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = CosineDecayLR(opt, total_steps=1000)
+    for _ in range(30):
+        opt.step()
+        sched.step()
+    sched.total_steps = 60  # a time budget re-planned the run: half-way now
+    opt.step()
+    sched.step()
+    assert sched.get_last_lr()[0] == pytest.approx(0.5 * (1 + math.cos(math.pi * 31 / 60)))
+    again = CosineDecayLR(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), 5)
+    again.load_state_dict(sched.state_dict())
+    assert again.total_steps == 60 and again.get_lr() == pytest.approx(sched.get_last_lr())
+    for _ in range(100):
+        opt.step()
+        sched.step()
+    assert sched.get_last_lr() == [0.0]  # flat at the end of the plan
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("lr_schedule", "linear", "lr_schedule must be one of"),
+    ("lr_final", 1.5, r"lr_final must be in \[0, 1\]"),
+])
+def test_bad_schedule_settings_are_refused(field: str, value: object, message: str) -> None:
+    with pytest.raises(TrainConfigError, match=message):
+        config(**{field: value})
+
+
+def test_a_time_budget_stretches_the_cosine_schedule(tmp_path: Path) -> None:
+    cfg = config(epochs=100, batch_size=8, max_minutes=0.01, calibration_steps=5,
+                 checkpoint_every=1000, log_every=5, deterministic=False, lr_schedule="cosine")
+    trainer = Trainer(make_model(), l1, DictFaces(8), cfg, tmp_path,
+                      callbacks=[lambda t: time.sleep(0.01)])
+    result = trainer.fit()
+    assert isinstance(trainer.scheduler, CosineDecayLR)
+    assert trainer.scheduler.total_steps == result.planned_steps < 100
 
 
 def test_validation_keeps_the_best_checkpoint(tmp_path: Path) -> None:
@@ -135,6 +204,22 @@ def test_resume_refuses_a_different_batch_size(tmp_path: Path) -> None:
     other = Trainer(make_model(), l1, DictFaces(24), config(epochs=1, batch_size=8), tmp_path)
     with pytest.raises(TrainConfigError, match="batch_size=4"):
         other.fit(resume=True)
+
+
+def test_resume_refuses_another_schedule_and_accepts_checkpoints_older_than_the_setting(
+        tmp_path: Path) -> None:
+    Trainer(make_model(), l1, DictFaces(24), config(epochs=1), tmp_path).fit()
+    other = Trainer(make_model(), l1, DictFaces(24), config(epochs=1, lr_schedule="cosine"),
+                    tmp_path)
+    with pytest.raises(TrainConfigError, match="lr_schedule='staged'"):
+        other.fit(resume=True)
+    # a checkpoint written before lr_schedule existed ran the staged schedule, the default
+    last = tmp_path / "checkpoints" / "last.pt"
+    state = load_train_state(last)
+    del state["train_config"]["lr_schedule"], state["train_config"]["lr_final"]
+    atomic_torch_save(state, last)
+    again = Trainer(make_model(), l1, DictFaces(24), config(epochs=1), tmp_path)
+    assert again.fit(resume=True).steps == 6  # resumed, nothing left to do
 
 
 def test_atomic_save_never_leaves_a_torn_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
