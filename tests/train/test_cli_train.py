@@ -78,6 +78,14 @@ def test_lr_schedule_reaches_the_training_config(tmp_path: Path,
     assert calls[0]["train_overrides"]["lr_schedule"] == "cosine"
 
 
+def test_lr_schedule_choices_are_the_trainers() -> None:
+    from facegcn_lib.train.trainer import LR_SCHEDULES
+
+    train = next(a for a in cli.build_parser()._subparsers._group_actions[0].choices["train"]._actions
+                 if a.dest == "lr_schedule")
+    assert tuple(train.choices) == LR_SCHEDULES  # the CLI lists what the trainer accepts
+
+
 def test_resume_with_other_settings_fails_clearly(tmp_path: Path, calls: list[dict[str, Any]],
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     assert _train(tmp_path, "--epochs", "1") == cli.EXIT_OK
