@@ -285,7 +285,8 @@ def _train(args: argparse.Namespace) -> int:
                                   decoder=args.decoder, train_samples=args.train_samples,
                                   val_samples=args.val_samples, bfm=args.bfm,
                                   data_root=args.data_root, synth_cache=args.synth_cache,
-                                  encoder=args.encoder, landmark_weight=args.landmark_weight)
+                                  encoder=args.encoder, landmark_weight=args.landmark_weight,
+                                  glasses=args.glasses)
         if args.init:
             from facegcn_lib.train.checkpoint import init_from_checkpoint
 
@@ -361,6 +362,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--landmark-weight", type=float, metavar="BETA",
                    help="weight of the loss's image-plane L1 term on the 68 landmarks (the cpu "
                         "preset: 1; 0: the paper's loss alone)")
+    p.add_argument("--glasses", type=float, metavar="P",
+                   help="probability that a synthetic training face gets eyeglasses drawn on "
+                        "its crop (facegcn_lib.data.glasses; default: the preset's)")
     p.add_argument("--val-samples", type=int, help="held-out synthetic faces")
     p.add_argument("--bfm", help="300w-lp: your Basel Face Model file (face3d's BFM.mat)")
     p.add_argument("--data-root", help="300w-lp: the 300W-LP folder (default: the sample)")

@@ -14,6 +14,8 @@ the crop and its ground truth:
   image and the points alike (the crop transform of :mod:`facegcn_lib.data.crop` with the whole
   crop as its box). The renderer already drew the paper's large ranges; this one is small, so
   that it only adds variety and few black corners.
+* **glasses** (optional, :class:`~facegcn_lib.data.glasses.GlassesConfig`): drawn last, on the
+  final crop, from its 3D landmarks (:mod:`facegcn_lib.data.glasses`); the targets do not change.
 
 Every draw comes from the ``generator`` attribute, which
 :class:`facegcn_lib.train.build.SeededAugment` seeds per item: an epoch's data depend on the
@@ -32,6 +34,7 @@ import torch
 from numpy.typing import NDArray
 
 from facegcn_lib.data.crop import AugmentConfig, CropBox, CropTransform, sample_augment
+from facegcn_lib.data.glasses import AddGlasses, GlassesConfig
 from facegcn_lib.data.images import image_to_tensor, tensor_to_image
 
 #: For each of the 68 iBUG landmarks, the landmark at its mirror image (jaw 0-16, brows
@@ -60,11 +63,14 @@ class ReaugmentConfig:
         mirror_p: probability of the mirror image.
         augment: the re-crop's ranges (small: the renderer drew the large ones already), or
             ``None`` for none.
+        glasses: eyeglasses drawn on the final crop (with probability ``glasses.prob``), or
+            ``None`` for none.
     """
 
     mirror_p: float = 0.5
     augment: AugmentConfig | None = field(default_factory=lambda: AugmentConfig(
         max_rotation_deg=10.0, max_translation=0.03, scale_range=(0.95, 1.05)))
+    glasses: GlassesConfig | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.mirror_p <= 1.0:
@@ -175,6 +181,8 @@ class Reaugment:
             size = int(out["image"].shape[-1])
             params = sample_augment(self.generator, self.cfg.augment, size)
             out = recrop_sample(out, CropTransform.build(whole_crop_box(size), size, params))
+        if self.cfg.glasses is not None:
+            out = AddGlasses(self.cfg.glasses, self.generator)(out)
         return out
 
     def __repr__(self) -> str:

@@ -217,14 +217,17 @@ def materialize(dataset: Dataset[Any], num_workers: int = 0, batch_size: int = 3
     return InMemoryFaces(tensors)
 
 
-def _synthetic_sets(cfg: TrainConfig, image_size: int,
-                    train_samples: int, val_samples: int) -> tuple[Dataset[Any], Dataset[Any]]:
+def _synthetic_sets(cfg: TrainConfig, image_size: int, train_samples: int, val_samples: int,
+                    glasses_prob: float = 0.0) -> tuple[Dataset[Any], Dataset[Any]]:
     from facegcn_lib.data import synth
+    from facegcn_lib.data.glasses import AddGlasses, GlassesConfig
     from facegcn_lib.paths import cache_file
 
     scfg = synth.SynthConfig(image_size=image_size)
     # every epoch renders new faces: the pool holds one epoch's worth per planned epoch
-    pool = synth.SyntheticFaces(scfg, seed=cfg.seed, length=train_samples * cfg.epochs)
+    pool: Dataset[Any] = synth.SyntheticFaces(scfg, seed=cfg.seed, length=train_samples * cfg.epochs)
+    if glasses_prob > 0:  # the validation faces stay as rendered
+        pool = SeededAugment(pool, AddGlasses(GlassesConfig(prob=glasses_prob)), cfg.seed)
     train = FaceTrainingView(pool, image_size, epoch_length=train_samples)
     val_raw = FaceTrainingView(synth.SyntheticFaces(scfg, seed=SYNTH_VAL_SEED, length=val_samples),
                                image_size)
@@ -233,18 +236,19 @@ def _synthetic_sets(cfg: TrainConfig, image_size: int,
     return train, materialize(val_raw, cfg.num_workers, cfg.val_batch_size, cache)
 
 
-def _cached_train_set(cfg: TrainConfig, image_size: int,
-                      folders: Sequence[str | Path]) -> Dataset[Any]:
+def _cached_train_set(cfg: TrainConfig, image_size: int, folders: Sequence[str | Path],
+                      glasses_prob: float = 0.0) -> Dataset[Any]:
     """Training faces read from ``facegcn data synth`` caches, varied anew every epoch.
 
     Each epoch passes once over the caches' faces (several folders are read as one set); every
-    reading of a face is mirrored (half the time) and slightly re-cropped
-    (:class:`facegcn_lib.data.reaugment.Reaugment`), seeded by the run's seed and the item's
-    index (exact resume).
+    reading of a face is mirrored (half the time), slightly re-cropped and, with probability
+    ``glasses_prob``, given glasses (:class:`facegcn_lib.data.reaugment.Reaugment`), seeded by
+    the run's seed and the item's index (exact resume).
     """
     from torch.utils.data import ConcatDataset
 
-    from facegcn_lib.data.reaugment import Reaugment, ict_face_mirror
+    from facegcn_lib.data.glasses import GlassesConfig
+    from facegcn_lib.data.reaugment import Reaugment, ReaugmentConfig, ict_face_mirror
     from facegcn_lib.data.synth_cache import SynthCache, SynthCacheError
 
     caches = []
@@ -262,7 +266,8 @@ def _cached_train_set(cfg: TrainConfig, image_size: int,
         caches.append(faces)
     every: Dataset[Any] = caches[0] if len(caches) == 1 else ConcatDataset(caches)
     n = len(every)  # type: ignore[arg-type]
-    varied = SeededAugment(every, Reaugment(ict_face_mirror()), cfg.seed, copies=cfg.epochs)
+    recfg = ReaugmentConfig(glasses=GlassesConfig(prob=glasses_prob) if glasses_prob > 0 else None)
+    varied = SeededAugment(every, Reaugment(ict_face_mirror(), recfg), cfg.seed, copies=cfg.epochs)
     return FaceTrainingView(varied, image_size, epoch_length=n)
 
 
@@ -346,7 +351,8 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
                       model_config: ModelConfig | None = None,
                       synth_cache: str | Path | Sequence[str | Path] | None = None,
                       encoder: str | None = None,
-                      landmark_weight: float | None = None) -> TrainingSetup:
+                      landmark_weight: float | None = None,
+                      glasses: float | None = None) -> TrainingSetup:
     """The model, loss and datasets of a preset, ready for :class:`Trainer`.
 
     Args:
@@ -366,6 +372,8 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
             the preset's.
         landmark_weight: the loss's landmark-term weight (:class:`~facegcn_lib.config.LossConfig`)
             instead of the preset's; 0 trains with the paper's loss alone.
+        glasses: synthetic data only: the probability that a training face gets eyeglasses
+            drawn on its crop (:mod:`facegcn_lib.data.glasses`) instead of the preset's.
 
     Raises:
         TrainConfigError: an unknown preset or data source, or a bad override.
@@ -392,6 +400,11 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
             mcfg = replace(mcfg, encoder=replace(mcfg.encoder, arch=encoder))
         except ValueError as err:
             raise TrainConfigError(str(err)) from err
+    if glasses is not None and not 0.0 <= glasses <= 1.0:
+        raise TrainConfigError(f"--glasses is a probability: give a number in [0, 1], not {glasses}")
+    if glasses is not None and glasses > 0 and data != "synthetic":
+        raise TrainConfigError("--glasses draws eyeglasses on synthetic faces (from their 3D "
+                               "landmarks): use it with --data synthetic")
     if synth_cache is not None and data != "synthetic":
         raise TrainConfigError("a synthetic-face cache is training data of its own: use it "
                                "with --data synthetic")
@@ -404,9 +417,11 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
                                              factor=mcfg.mesh.factor))
     if data == "300w-lp":
         _require_basis(bfm)  # before the slow model build
+    glasses_prob = p.glasses_prob if glasses is None else glasses
     n_train = train_samples or p.train_samples
     n_val = val_samples or p.val_samples
-    p = replace(p, train=cfg, model=mcfg, train_samples=n_train, val_samples=n_val, loss=loss_cfg)
+    p = replace(p, train=cfg, model=mcfg, train_samples=n_train, val_samples=n_val, loss=loss_cfg,
+                glasses_prob=glasses_prob)
 
     from facegcn_lib.nn.model import build_model
     from facegcn_lib.pipeline import reported_landmarks
@@ -422,15 +437,15 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
         if mcfg.mesh.topology != "ict-face":
             raise TrainConfigError(f"synthetic faces are ICT faces, but the model regresses the "
                                    f"{mcfg.mesh.topology!r} mesh: use the ict-face topology")
-        train_set, val_set = _synthetic_sets(cfg, size, n_train, n_val)
+        train_set, val_set = _synthetic_sets(cfg, size, n_train, n_val, glasses_prob)
         if synth_cache is not None:
             folders = [synth_cache] if isinstance(synth_cache, (str, Path)) else list(synth_cache)
-            train_set = _cached_train_set(cfg, size, folders)
+            train_set = _cached_train_set(cfg, size, folders, glasses_prob)
     else:
         train_set, val_set = _w300lp_sets(cfg, size, bfm, data_root, target.n_verts)
     per_epoch = getattr(train_set, "epoch_length", None) or len(train_set)  # type: ignore[arg-type]
     info = {"preset": p.name, "data": data, "model_config": to_dict(mcfg),
-            "loss_config": to_dict(loss_cfg),
+            "loss_config": to_dict(loss_cfg), "glasses_prob": glasses_prob,
             "samples_per_epoch": per_epoch, "val_samples": len(val_set)}  # type: ignore[arg-type]
     return TrainingSetup(p, cfg, model, loss, train_set, val_set, dense_nme_metric, info)
 

@@ -192,6 +192,8 @@ class Preset:
         train_samples: synthetic training faces (one epoch).
         val_samples: held-out synthetic faces for the per-epoch validation NME.
         loss: the loss's weights (default: the paper's loss).
+        glasses_prob: probability that a synthetic training face gets eyeglasses drawn on its
+            crop (:mod:`facegcn_lib.data.glasses`); 0: none.
     """
 
     name: str
@@ -201,6 +203,7 @@ class Preset:
     train_samples: int
     val_samples: int
     loss: LossConfig = field(default_factory=LossConfig)
+    glasses_prob: float = 0.0
 
 
 #: The ``cpu`` preset's landmark-term weight (:class:`~facegcn_lib.config.LossConfig`): the 68

@@ -150,3 +150,28 @@ def test_training_from_a_synthetic_face_cache(data_root: Path, tmp_path: Path) -
     with pytest.raises(TrainConfigError, match="facegcn data synth"):
         build_from_preset("cpu", model_config=mcfg, val_samples=2, train_overrides=overrides,
                           synth_cache=tmp_path / "missing")
+    # --glasses: the same views (targets), glasses drawn on some of the images
+    worn = build_from_preset("cpu", model_config=mcfg, val_samples=2, train_overrides=overrides,
+                             synth_cache=tmp_path / "c", glasses=1.0)
+    assert worn.preset.glasses_prob == 1.0 and worn.run_info["glasses_prob"] == 1.0
+    assert setup.run_info["glasses_prob"] == PRESETS["cpu"].glasses_prob
+    g = worn.train_set[1]
+    torch.testing.assert_close(g["verts"], a["verts"])
+    assert not torch.equal(g["image"], a["image"])
+
+
+def test_glasses_override(data_root: Path) -> None:
+    """``glasses``: on faces rendered on the fly too; a probability; synthetic data only."""
+    mcfg = replace(PRESETS["cpu"].model, encoder=EncoderConfig(arch="resnet18", image_size=64))
+    kw = {"model_config": mcfg, "train_samples": 2, "val_samples": 2,
+          "train_overrides": {"num_workers": 0, "progress": False, "epochs": 1}}
+    plain = build_from_preset("cpu", **kw)  # type: ignore[arg-type]
+    worn = build_from_preset("cpu", glasses=1.0, **kw)  # type: ignore[arg-type]
+    a, b = plain.train_set[0], worn.train_set[0]
+    torch.testing.assert_close(b["verts"], a["verts"])  # the same face ...
+    assert not torch.equal(b["image"], a["image"])  # ... wearing glasses
+    torch.testing.assert_close(worn.val_set[0]["image"], plain.val_set[0]["image"])  # validation as rendered
+    with pytest.raises(TrainConfigError, match="probability"):
+        build_from_preset("cpu", glasses=1.5, **kw)  # type: ignore[arg-type]
+    with pytest.raises(TrainConfigError, match="--data synthetic"):
+        build_from_preset("cpu", data="300w-lp", glasses=0.5, bfm="/nonexistent.mat")

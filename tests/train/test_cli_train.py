@@ -78,6 +78,20 @@ def test_lr_schedule_reaches_the_training_config(tmp_path: Path,
     assert calls[0]["train_overrides"]["lr_schedule"] == "cosine"
 
 
+def test_glasses_reaches_the_preset_glue(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
+    assert _train(tmp_path / "a", "--epochs", "1") == cli.EXIT_OK
+    assert calls[0]["glasses"] is None  # the preset's
+    assert _train(tmp_path / "b", "--epochs", "1", "--glasses", "0.3") == cli.EXIT_OK
+    assert calls[1]["glasses"] == 0.3
+
+
+def test_glasses_that_is_no_probability_exits_with_what_to_do(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _train(tmp_path, "--glasses", "2") == cli.EXIT_USAGE
+    assert "a number in [0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_lr_schedule_choices_are_the_trainers() -> None:
     from facegcn_lib.train.trainer import LR_SCHEDULES
 
