@@ -286,7 +286,7 @@ def _train(args: argparse.Namespace) -> int:
                                   val_samples=args.val_samples, bfm=args.bfm,
                                   data_root=args.data_root, synth_cache=args.synth_cache,
                                   encoder=args.encoder, landmark_weight=args.landmark_weight,
-                                  glasses=args.glasses)
+                                  glasses=args.glasses, loose_hair=args.loose_hair)
         if args.init:
             from facegcn_lib.train.checkpoint import init_from_checkpoint
 
@@ -365,6 +365,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--glasses", type=float, metavar="P",
                    help="probability that a synthetic training face gets eyeglasses drawn on "
                         "its crop (facegcn_lib.data.glasses; default: the preset's)")
+    p.add_argument("--loose-hair", type=float, metavar="P",
+                   help="probability that a synthetic training face gets loose hair (a fringe, "
+                        "curtains over the cheeks) drawn over its crop "
+                        "(facegcn_lib.data.loose_hair; default: the preset's)")
     p.add_argument("--val-samples", type=int, help="held-out synthetic faces")
     p.add_argument("--bfm", help="300w-lp: your Basel Face Model file (face3d's BFM.mat)")
     p.add_argument("--data-root", help="300w-lp: the 300W-LP folder (default: the sample)")

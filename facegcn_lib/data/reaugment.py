@@ -16,6 +16,9 @@ the crop and its ground truth:
   that it only adds variety and few black corners.
 * **glasses** (optional, :class:`~facegcn_lib.data.glasses.GlassesConfig`): drawn last, on the
   final crop, from its 3D landmarks (:mod:`facegcn_lib.data.glasses`); the targets do not change.
+* **loose hair** (optional, :class:`~facegcn_lib.data.loose_hair.LooseHairConfig`): a fringe or
+  curtains drawn over the final crop (and over any glasses) from its landmarks
+  (:mod:`facegcn_lib.data.loose_hair`); the targets do not change.
 
 Every draw comes from the ``generator`` attribute, which
 :class:`facegcn_lib.train.build.SeededAugment` seeds per item: an epoch's data depend on the
@@ -36,6 +39,7 @@ from numpy.typing import NDArray
 from facegcn_lib.data.crop import AugmentConfig, CropBox, CropTransform, sample_augment
 from facegcn_lib.data.glasses import AddGlasses, GlassesConfig
 from facegcn_lib.data.images import image_to_tensor, tensor_to_image
+from facegcn_lib.data.loose_hair import AddLooseHair, LooseHairConfig
 
 #: For each of the 68 iBUG landmarks, the landmark at its mirror image (jaw 0-16, brows
 #: 17-26, nose 27-35, eyes 36-47, mouth 48-67); an involution.
@@ -65,12 +69,15 @@ class ReaugmentConfig:
             ``None`` for none.
         glasses: eyeglasses drawn on the final crop (with probability ``glasses.prob``), or
             ``None`` for none.
+        loose_hair: loose hair drawn over the final crop, after the glasses (with probability
+            ``loose_hair.prob``), or ``None`` for none.
     """
 
     mirror_p: float = 0.5
     augment: AugmentConfig | None = field(default_factory=lambda: AugmentConfig(
         max_rotation_deg=10.0, max_translation=0.03, scale_range=(0.95, 1.05)))
     glasses: GlassesConfig | None = None
+    loose_hair: LooseHairConfig | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.mirror_p <= 1.0:
@@ -183,6 +190,8 @@ class Reaugment:
             out = recrop_sample(out, CropTransform.build(whole_crop_box(size), size, params))
         if self.cfg.glasses is not None:
             out = AddGlasses(self.cfg.glasses, self.generator)(out)
+        if self.cfg.loose_hair is not None:
+            out = AddLooseHair(self.cfg.loose_hair, self.generator)(out)
         return out
 
     def __repr__(self) -> str:

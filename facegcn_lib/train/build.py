@@ -192,6 +192,32 @@ class SeededAugment(Dataset[dict[str, Any]]):
         return out
 
 
+class Overlays:
+    """Transforms that draw on a finished crop (glasses, loose hair), applied in order.
+
+    They share one random generator (the ``generator`` attribute, which :class:`SeededAugment`
+    seeds per item), as inside :class:`~facegcn_lib.data.reaugment.Reaugment`.
+
+    Args:
+        transforms: each with a ``generator`` attribute
+            (:class:`~facegcn_lib.data.glasses.AddGlasses`,
+            :class:`~facegcn_lib.data.loose_hair.AddLooseHair`).
+    """
+
+    def __init__(self, transforms: Sequence[Any]) -> None:
+        self.transforms = list(transforms)
+        self.generator: torch.Generator | None = None
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        for t in self.transforms:
+            t.generator = self.generator
+            sample = t(sample)
+        return sample
+
+    def __repr__(self) -> str:
+        return f"Overlays({self.transforms!r})"
+
+
 def materialize(dataset: Dataset[Any], num_workers: int = 0, batch_size: int = 32,
                 cache: Path | None = None) -> InMemoryFaces:
     """Load every item of ``dataset`` once into memory (and into ``cache``, if given).
@@ -218,16 +244,23 @@ def materialize(dataset: Dataset[Any], num_workers: int = 0, batch_size: int = 3
 
 
 def _synthetic_sets(cfg: TrainConfig, image_size: int, train_samples: int, val_samples: int,
-                    glasses_prob: float = 0.0) -> tuple[Dataset[Any], Dataset[Any]]:
+                    glasses_prob: float = 0.0,
+                    loose_hair_prob: float = 0.0) -> tuple[Dataset[Any], Dataset[Any]]:
     from facegcn_lib.data import synth
     from facegcn_lib.data.glasses import AddGlasses, GlassesConfig
+    from facegcn_lib.data.loose_hair import AddLooseHair, LooseHairConfig
     from facegcn_lib.paths import cache_file
 
     scfg = synth.SynthConfig(image_size=image_size)
     # every epoch renders new faces: the pool holds one epoch's worth per planned epoch
     pool: Dataset[Any] = synth.SyntheticFaces(scfg, seed=cfg.seed, length=train_samples * cfg.epochs)
-    if glasses_prob > 0:  # the validation faces stay as rendered
-        pool = SeededAugment(pool, AddGlasses(GlassesConfig(prob=glasses_prob)), cfg.seed)
+    overlays: list[Any] = []  # the validation faces stay as rendered
+    if glasses_prob > 0:
+        overlays.append(AddGlasses(GlassesConfig(prob=glasses_prob)))
+    if loose_hair_prob > 0:  # drawn over any glasses, as in Reaugment
+        overlays.append(AddLooseHair(LooseHairConfig(prob=loose_hair_prob)))
+    if overlays:
+        pool = SeededAugment(pool, Overlays(overlays), cfg.seed)
     train = FaceTrainingView(pool, image_size, epoch_length=train_samples)
     val_raw = FaceTrainingView(synth.SyntheticFaces(scfg, seed=SYNTH_VAL_SEED, length=val_samples),
                                image_size)
@@ -237,17 +270,19 @@ def _synthetic_sets(cfg: TrainConfig, image_size: int, train_samples: int, val_s
 
 
 def _cached_train_set(cfg: TrainConfig, image_size: int, folders: Sequence[str | Path],
-                      glasses_prob: float = 0.0) -> Dataset[Any]:
+                      glasses_prob: float = 0.0, loose_hair_prob: float = 0.0) -> Dataset[Any]:
     """Training faces read from ``facegcn data synth`` caches, varied anew every epoch.
 
     Each epoch passes once over the caches' faces (several folders are read as one set); every
-    reading of a face is mirrored (half the time), slightly re-cropped and, with probability
-    ``glasses_prob``, given glasses (:class:`facegcn_lib.data.reaugment.Reaugment`), seeded by
-    the run's seed and the item's index (exact resume).
+    reading of a face is mirrored (half the time), slightly re-cropped and, with probabilities
+    ``glasses_prob`` and ``loose_hair_prob``, given glasses and loose hair
+    (:class:`facegcn_lib.data.reaugment.Reaugment`), seeded by the run's seed and the item's
+    index (exact resume).
     """
     from torch.utils.data import ConcatDataset
 
     from facegcn_lib.data.glasses import GlassesConfig
+    from facegcn_lib.data.loose_hair import LooseHairConfig
     from facegcn_lib.data.reaugment import Reaugment, ReaugmentConfig, ict_face_mirror
     from facegcn_lib.data.synth_cache import SynthCache, SynthCacheError
 
@@ -266,7 +301,9 @@ def _cached_train_set(cfg: TrainConfig, image_size: int, folders: Sequence[str |
         caches.append(faces)
     every: Dataset[Any] = caches[0] if len(caches) == 1 else ConcatDataset(caches)
     n = len(every)  # type: ignore[arg-type]
-    recfg = ReaugmentConfig(glasses=GlassesConfig(prob=glasses_prob) if glasses_prob > 0 else None)
+    recfg = ReaugmentConfig(
+        glasses=GlassesConfig(prob=glasses_prob) if glasses_prob > 0 else None,
+        loose_hair=LooseHairConfig(prob=loose_hair_prob) if loose_hair_prob > 0 else None)
     varied = SeededAugment(every, Reaugment(ict_face_mirror(), recfg), cfg.seed, copies=cfg.epochs)
     return FaceTrainingView(varied, image_size, epoch_length=n)
 
@@ -352,7 +389,8 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
                       synth_cache: str | Path | Sequence[str | Path] | None = None,
                       encoder: str | None = None,
                       landmark_weight: float | None = None,
-                      glasses: float | None = None) -> TrainingSetup:
+                      glasses: float | None = None,
+                      loose_hair: float | None = None) -> TrainingSetup:
     """The model, loss and datasets of a preset, ready for :class:`Trainer`.
 
     Args:
@@ -374,6 +412,9 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
             instead of the preset's; 0 trains with the paper's loss alone.
         glasses: synthetic data only: the probability that a training face gets eyeglasses
             drawn on its crop (:mod:`facegcn_lib.data.glasses`) instead of the preset's.
+        loose_hair: synthetic data only: the probability that a training face gets loose hair
+            (a fringe, curtains) drawn over its crop (:mod:`facegcn_lib.data.loose_hair`)
+            instead of the preset's.
 
     Raises:
         TrainConfigError: an unknown preset or data source, or a bad override.
@@ -400,11 +441,13 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
             mcfg = replace(mcfg, encoder=replace(mcfg.encoder, arch=encoder))
         except ValueError as err:
             raise TrainConfigError(str(err)) from err
-    if glasses is not None and not 0.0 <= glasses <= 1.0:
-        raise TrainConfigError(f"--glasses is a probability: give a number in [0, 1], not {glasses}")
-    if glasses is not None and glasses > 0 and data != "synthetic":
-        raise TrainConfigError("--glasses draws eyeglasses on synthetic faces (from their 3D "
-                               "landmarks): use it with --data synthetic")
+    for option, prob, what in (("--glasses", glasses, "eyeglasses"),
+                               ("--loose-hair", loose_hair, "loose hair")):
+        if prob is not None and not 0.0 <= prob <= 1.0:
+            raise TrainConfigError(f"{option} is a probability: give a number in [0, 1], not {prob}")
+        if prob is not None and prob > 0 and data != "synthetic":
+            raise TrainConfigError(f"{option} draws {what} on synthetic faces (from their "
+                                   "landmarks): use it with --data synthetic")
     if synth_cache is not None and data != "synthetic":
         raise TrainConfigError("a synthetic-face cache is training data of its own: use it "
                                "with --data synthetic")
@@ -418,10 +461,11 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
     if data == "300w-lp":
         _require_basis(bfm)  # before the slow model build
     glasses_prob = p.glasses_prob if glasses is None else glasses
+    loose_hair_prob = p.loose_hair_prob if loose_hair is None else loose_hair
     n_train = train_samples or p.train_samples
     n_val = val_samples or p.val_samples
     p = replace(p, train=cfg, model=mcfg, train_samples=n_train, val_samples=n_val, loss=loss_cfg,
-                glasses_prob=glasses_prob)
+                glasses_prob=glasses_prob, loose_hair_prob=loose_hair_prob)
 
     from facegcn_lib.nn.model import build_model
     from facegcn_lib.pipeline import reported_landmarks
@@ -437,15 +481,17 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
         if mcfg.mesh.topology != "ict-face":
             raise TrainConfigError(f"synthetic faces are ICT faces, but the model regresses the "
                                    f"{mcfg.mesh.topology!r} mesh: use the ict-face topology")
-        train_set, val_set = _synthetic_sets(cfg, size, n_train, n_val, glasses_prob)
+        train_set, val_set = _synthetic_sets(cfg, size, n_train, n_val, glasses_prob,
+                                             loose_hair_prob)
         if synth_cache is not None:
             folders = [synth_cache] if isinstance(synth_cache, (str, Path)) else list(synth_cache)
-            train_set = _cached_train_set(cfg, size, folders, glasses_prob)
+            train_set = _cached_train_set(cfg, size, folders, glasses_prob, loose_hair_prob)
     else:
         train_set, val_set = _w300lp_sets(cfg, size, bfm, data_root, target.n_verts)
     per_epoch = getattr(train_set, "epoch_length", None) or len(train_set)  # type: ignore[arg-type]
     info = {"preset": p.name, "data": data, "model_config": to_dict(mcfg),
             "loss_config": to_dict(loss_cfg), "glasses_prob": glasses_prob,
+            "loose_hair_prob": loose_hair_prob,
             "samples_per_epoch": per_epoch, "val_samples": len(val_set)}  # type: ignore[arg-type]
     return TrainingSetup(p, cfg, model, loss, train_set, val_set, dense_nme_metric, info)
 

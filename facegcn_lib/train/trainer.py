@@ -194,6 +194,8 @@ class Preset:
         loss: the loss's weights (default: the paper's loss).
         glasses_prob: probability that a synthetic training face gets eyeglasses drawn on its
             crop (:mod:`facegcn_lib.data.glasses`); 0: none.
+        loose_hair_prob: probability that a synthetic training face gets loose hair (a fringe,
+            curtains) drawn over its crop (:mod:`facegcn_lib.data.loose_hair`); 0: none.
     """
 
     name: str
@@ -204,6 +206,7 @@ class Preset:
     val_samples: int
     loss: LossConfig = field(default_factory=LossConfig)
     glasses_prob: float = 0.0
+    loose_hair_prob: float = 0.0
 
 
 #: The ``cpu`` preset's landmark-term weight (:class:`~facegcn_lib.config.LossConfig`): the 68

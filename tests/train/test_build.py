@@ -158,6 +158,13 @@ def test_training_from_a_synthetic_face_cache(data_root: Path, tmp_path: Path) -
     g = worn.train_set[1]
     torch.testing.assert_close(g["verts"], a["verts"])
     assert not torch.equal(g["image"], a["image"])
+    # --loose-hair: likewise, drawn over the glasses; with it off the glasses are as before
+    both = build_from_preset("cpu", model_config=mcfg, val_samples=2, train_overrides=overrides,
+                             synth_cache=tmp_path / "c", glasses=1.0, loose_hair=1.0)
+    assert both.run_info["loose_hair_prob"] == 1.0 and worn.run_info["loose_hair_prob"] == 0.0
+    h = both.train_set[1]
+    torch.testing.assert_close(h["verts"], a["verts"])
+    assert not torch.equal(h["image"], g["image"])
 
 
 def test_glasses_override(data_root: Path) -> None:
@@ -175,3 +182,22 @@ def test_glasses_override(data_root: Path) -> None:
         build_from_preset("cpu", glasses=1.5, **kw)  # type: ignore[arg-type]
     with pytest.raises(TrainConfigError, match="--data synthetic"):
         build_from_preset("cpu", data="300w-lp", glasses=0.5, bfm="/nonexistent.mat")
+
+
+def test_loose_hair_override(data_root: Path) -> None:
+    """``loose_hair``: on faces rendered on the fly, after the glasses; a probability;
+    synthetic data only."""
+    mcfg = replace(PRESETS["cpu"].model, encoder=EncoderConfig(arch="resnet18", image_size=64))
+    kw = {"model_config": mcfg, "train_samples": 2, "val_samples": 2,
+          "train_overrides": {"num_workers": 0, "progress": False, "epochs": 1}}
+    plain = build_from_preset("cpu", **kw)  # type: ignore[arg-type]
+    worn = build_from_preset("cpu", glasses=1.0, **kw)  # type: ignore[arg-type]
+    both = build_from_preset("cpu", glasses=1.0, loose_hair=1.0, **kw)  # type: ignore[arg-type]
+    a, b, c = plain.train_set[0], worn.train_set[0], both.train_set[0]
+    torch.testing.assert_close(c["verts"], a["verts"])  # the same face ...
+    assert not torch.equal(c["image"], b["image"])  # ... with hair over its glasses
+    torch.testing.assert_close(both.val_set[0]["image"], plain.val_set[0]["image"])
+    with pytest.raises(TrainConfigError, match=r"--loose-hair is a probability"):
+        build_from_preset("cpu", loose_hair=-0.1, **kw)  # type: ignore[arg-type]
+    with pytest.raises(TrainConfigError, match=r"loose hair.*--data synthetic"):
+        build_from_preset("cpu", data="300w-lp", loose_hair=0.5, bfm="/nonexistent.mat")

@@ -85,6 +85,20 @@ def test_glasses_reaches_the_preset_glue(tmp_path: Path, calls: list[dict[str, A
     assert calls[1]["glasses"] == 0.3
 
 
+def test_loose_hair_reaches_the_preset_glue(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
+    assert _train(tmp_path / "a", "--epochs", "1") == cli.EXIT_OK
+    assert calls[0]["loose_hair"] is None  # the preset's
+    assert _train(tmp_path / "b", "--epochs", "1", "--loose-hair", "0.3") == cli.EXIT_OK
+    assert calls[1]["loose_hair"] == 0.3
+
+
+def test_loose_hair_that_is_no_probability_exits_with_what_to_do(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _train(tmp_path, "--loose-hair", "1.5") == cli.EXIT_USAGE
+    assert "a number in [0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_glasses_that_is_no_probability_exits_with_what_to_do(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _train(tmp_path, "--glasses", "2") == cli.EXIT_USAGE
