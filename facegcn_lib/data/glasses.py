@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from facegcn_lib.data.overlays import CropOverlay
+
 #: Eye landmarks of the 68-point scheme (right eye of the image first: 36-41, then 42-47).
 _EYE_A, _EYE_B = slice(36, 42), slice(42, 48)
 #: The mouth's corners: the up axis runs from their midpoint to the eyes' (the brows would
@@ -362,12 +364,11 @@ def draw_glasses(image: NDArray[np.uint8], verts: NDArray[np.floating[Any]],
     return np.asarray(np.clip(np.rint(out), 0, 255), dtype=np.uint8)
 
 
-class AddGlasses:
+class AddGlasses(CropOverlay):
     """A dataset transform: give a face sample glasses with probability ``cfg.prob``.
 
-    The sample is a dict with ``image`` (3, S, S) uint8 tensor, ``vertices`` (V, 3) and
-    ``landmarks`` (68, 3) crop pixels (:class:`facegcn_lib.data.synth.SyntheticFaces`'s and
-    :class:`facegcn_lib.data.synth_cache.SynthCache`'s format); only the image changes.
+    See :class:`~facegcn_lib.data.overlays.CropOverlay` for the sample's format; only the image
+    changes.
 
     Args:
         cfg: the probability and the ranges.
@@ -375,22 +376,13 @@ class AddGlasses:
             per item.
     """
 
+    cfg: GlassesConfig
+
     def __init__(self, cfg: GlassesConfig | None = None,
                  generator: torch.Generator | None = None) -> None:
-        self.cfg = cfg or GlassesConfig()
-        self.generator = generator
+        super().__init__(cfg or GlassesConfig(), generator)
 
-    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
-        if float(torch.rand((), generator=self.generator)) >= self.cfg.prob:
-            return sample
-        seed = int(torch.randint(0, 2**62, (), generator=self.generator))
-        image = sample["image"].permute(1, 2, 0).numpy()
-        drawn = draw_glasses(np.ascontiguousarray(image), torch.as_tensor(sample["vertices"]).numpy(),
-                             torch.as_tensor(sample["landmarks"]).numpy(),
-                             np.random.default_rng(seed), self.cfg)
-        out = dict(sample)
-        out["image"] = torch.from_numpy(drawn).permute(2, 0, 1).contiguous()
-        return out
-
-    def __repr__(self) -> str:
-        return f"AddGlasses(cfg={self.cfg})"
+    def draw(self, image: NDArray[np.uint8], sample: dict[str, Any],
+             rng: np.random.Generator) -> NDArray[np.uint8]:
+        return draw_glasses(image, torch.as_tensor(sample["vertices"]).numpy(),
+                            torch.as_tensor(sample["landmarks"]).numpy(), rng, self.cfg)

@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from facegcn_lib.data.overlays import CropOverlay
+
 #: Eye landmarks of the 68-point scheme (the image's left eye first for a frontal face).
 _EYE_A, _EYE_B = slice(36, 42), slice(42, 48)
 #: The jaw's two halves, each from its end (ear level) to the chin; and the brows.
@@ -357,12 +359,11 @@ def draw_loose_hair(image: NDArray[np.uint8], lmks68: NDArray[np.floating[Any]],
     return np.asarray(np.clip(np.rint(out * 255.0), 0, 255), dtype=np.uint8)
 
 
-class AddLooseHair:
+class AddLooseHair(CropOverlay):
     """A dataset transform: give a face sample loose hair with probability ``cfg.prob``.
 
-    The sample is a dict with ``image`` (3, S, S) uint8 tensor and ``landmarks`` (68, 3) crop
-    pixels (:class:`facegcn_lib.data.synth.SyntheticFaces`'s and
-    :class:`facegcn_lib.data.synth_cache.SynthCache`'s format); only the image changes.
+    See :class:`~facegcn_lib.data.overlays.CropOverlay` for the sample's format (only its
+    ``landmarks`` are read); only the image changes.
 
     Args:
         cfg: the probability and the ranges.
@@ -370,21 +371,12 @@ class AddLooseHair:
             per item.
     """
 
+    cfg: LooseHairConfig
+
     def __init__(self, cfg: LooseHairConfig | None = None,
                  generator: torch.Generator | None = None) -> None:
-        self.cfg = cfg or LooseHairConfig()
-        self.generator = generator
+        super().__init__(cfg or LooseHairConfig(), generator)
 
-    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
-        if float(torch.rand((), generator=self.generator)) >= self.cfg.prob:
-            return sample
-        seed = int(torch.randint(0, 2**62, (), generator=self.generator))
-        image = sample["image"].permute(1, 2, 0).numpy()
-        drawn = draw_loose_hair(np.ascontiguousarray(image), torch.as_tensor(sample["landmarks"]).numpy(),
-                                np.random.default_rng(seed), self.cfg)
-        out = dict(sample)
-        out["image"] = torch.from_numpy(drawn).permute(2, 0, 1).contiguous()
-        return out
-
-    def __repr__(self) -> str:
-        return f"AddLooseHair(cfg={self.cfg})"
+    def draw(self, image: NDArray[np.uint8], sample: dict[str, Any],
+             rng: np.random.Generator) -> NDArray[np.uint8]:
+        return draw_loose_hair(image, torch.as_tensor(sample["landmarks"]).numpy(), rng, self.cfg)

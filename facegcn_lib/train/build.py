@@ -192,32 +192,6 @@ class SeededAugment(Dataset[dict[str, Any]]):
         return out
 
 
-class Overlays:
-    """Transforms that draw on a finished crop (glasses, loose hair), applied in order.
-
-    They share one random generator (the ``generator`` attribute, which :class:`SeededAugment`
-    seeds per item), as inside :class:`~facegcn_lib.data.reaugment.Reaugment`.
-
-    Args:
-        transforms: each with a ``generator`` attribute
-            (:class:`~facegcn_lib.data.glasses.AddGlasses`,
-            :class:`~facegcn_lib.data.loose_hair.AddLooseHair`).
-    """
-
-    def __init__(self, transforms: Sequence[Any]) -> None:
-        self.transforms = list(transforms)
-        self.generator: torch.Generator | None = None
-
-    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
-        for t in self.transforms:
-            t.generator = self.generator
-            sample = t(sample)
-        return sample
-
-    def __repr__(self) -> str:
-        return f"Overlays({self.transforms!r})"
-
-
 def materialize(dataset: Dataset[Any], num_workers: int = 0, batch_size: int = 32,
                 cache: Path | None = None) -> InMemoryFaces:
     """Load every item of ``dataset`` once into memory (and into ``cache``, if given).
@@ -249,12 +223,13 @@ def _synthetic_sets(cfg: TrainConfig, image_size: int, train_samples: int, val_s
     from facegcn_lib.data import synth
     from facegcn_lib.data.glasses import AddGlasses, GlassesConfig
     from facegcn_lib.data.loose_hair import AddLooseHair, LooseHairConfig
+    from facegcn_lib.data.overlays import CropOverlay, Overlays
     from facegcn_lib.paths import cache_file
 
     scfg = synth.SynthConfig(image_size=image_size)
     # every epoch renders new faces: the pool holds one epoch's worth per planned epoch
     pool: Dataset[Any] = synth.SyntheticFaces(scfg, seed=cfg.seed, length=train_samples * cfg.epochs)
-    overlays: list[Any] = []  # the validation faces stay as rendered
+    overlays: list[CropOverlay] = []  # the validation faces stay as rendered
     if glasses_prob > 0:
         overlays.append(AddGlasses(GlassesConfig(prob=glasses_prob)))
     if loose_hair_prob > 0:  # drawn over any glasses, as in Reaugment
