@@ -275,6 +275,8 @@ def _train(args: argparse.Namespace) -> int:
         overrides["channels_last"] = args.channels_last
     if args.lr_schedule is not None:
         overrides["lr_schedule"] = args.lr_schedule
+    if args.ema is not None:
+        overrides["ema_decay"] = None if args.ema == 0 else args.ema
     if args.quiet:
         overrides["progress"] = False
     if args.no_tensorboard:
@@ -339,6 +341,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-schedule", choices=("staged", "cosine"),
                    help="staged: the rate halved every quarter of the run (the paper); cosine: "
                         "it falls smoothly to 0 over the run (default: the preset's)")
+    p.add_argument("--ema", type=float, metavar="DECAY",
+                   help="keep an exponential moving average of the weights with this decay "
+                        "(e.g. 0.998: about the last 500 steps) and validate and export it; 0: "
+                        "none (default: the preset's)")
     p.add_argument("--decoder", choices=("gcn", "uvmap", "3dmm"),
                    help="the ResGCN (the paper, default) or a baseline decoder")
     p.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"),

@@ -315,6 +315,63 @@ def nme_by_region(pred: ArrayLike, gt: ArrayLike,
         offset={name: diff[:, a:b].mean(axis=(0, 1)) for name, (a, b) in parts.items()})
 
 
+@dataclass(frozen=True)
+class PlacementSplit:
+    """The 2D landmark error of each image split into where the face is and what shape it has.
+
+    Attributes:
+        nme: (N,) the 2D NME of :func:`nme`.
+        shape_nme: (N,) the NME left after the 2D similarity (shift, rotation, isotropic scale)
+            that best fits the prediction to the ground truth in the least-squares sense (the
+            Procrustes-aligned NME): the error of the shape alone. ``nme - shape_nme`` is
+            about what the face's placement (position, size, in-plane angle) adds.
+        scale: (N,) that similarity's scale: above 1 the prediction is smaller than the
+            ground truth, below 1 larger.
+        shift: (N, 2) the predicted points' centroid minus the ground truth's, over the same
+            normaliser (x right, y down).
+    """
+
+    nme: NDArray[np.float64]
+    shape_nme: NDArray[np.float64]
+    scale: NDArray[np.float64]
+    shift: NDArray[np.float64]
+
+
+def placement_split(pred: ArrayLike, gt: ArrayLike) -> PlacementSplit:
+    """Split each image's 2D landmark error into placement and shape (Procrustes analysis).
+
+    In the complex plane (``z = x + iy``) the similarity ``z -> a z + b`` that best maps the
+    centred prediction :math:`p` onto the centred ground truth :math:`g` has
+    :math:`a = \\sum_k \\bar p_k g_k / \\sum_k |p_k|^2` (its modulus is the scale, its
+    argument the angle) and ``b`` the ground truth's centroid.
+
+    Args:
+        pred: (N, L, 2|3) float predicted landmarks in image pixels (z is ignored).
+        gt: (N, L, 2|3) float ground truth in the same frame.
+
+    Returns:
+        :class:`PlacementSplit`, errors as fractions of ``sqrt(w h)`` of the ground-truth box.
+    """
+    p = _points("pred", pred, DIMS_2D)
+    g = _points("gt", gt, DIMS_2D)
+    _check_pair(p, g)
+    norm = landmark_box_size(g)
+    zp = p[..., 0] + 1j * p[..., 1]
+    zg = g[..., 0] + 1j * g[..., 1]
+    cp, cg = zp.mean(axis=1, keepdims=True), zg.mean(axis=1, keepdims=True)
+    power = (np.abs(zp - cp) ** 2).sum(axis=1, keepdims=True)
+    if np.any(power == 0.0):
+        raise MetricInputError("a prediction has all its points in one place: it has no shape to align")
+    a = (np.conj(zp - cp) * (zg - cg)).sum(axis=1, keepdims=True) / power
+    aligned = a * (zp - cp) + cg
+    shift = (cp - cg)[:, 0] / norm
+    return PlacementSplit(
+        nme=np.abs(zp - zg).mean(axis=1) / norm,
+        shape_nme=np.abs(aligned - zg).mean(axis=1) / norm,
+        scale=np.abs(a[:, 0]),
+        shift=np.stack([shift.real, shift.imag], axis=-1))
+
+
 def _positive(name: str, arr: ArrayLike, n: int) -> NDArray[np.float64]:
     a = _vector(name, arr, n)
     if np.any(a <= 0):

@@ -60,6 +60,9 @@ METRIC_NAME = "nme"
 #: Model files written next to the training checkpoints by :func:`export_models`.
 BEST_MODEL = "model_best.pt"
 LAST_MODEL = "model_last.pt"
+#: With a weight average (``TrainConfig.ema_decay``) the model files hold the average; this one
+#: holds the last step's raw weights, for comparison.
+LAST_RAW_MODEL = "model_last_raw.pt"
 
 
 class MissingBasisError(FileNotFoundError):
@@ -474,8 +477,12 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
 def export_models(setup: TrainingSetup, result: FitResult, out_dir: str | Path) -> dict[str, Path]:
     """Write the best and the last weights as model files (:mod:`facegcn_lib.train.checkpoint`).
 
+    With a weight average (``TrainConfig.ema_decay``) ``model_best.pt`` and ``model_last.pt``
+    hold the averaged weights, and ``model_last_raw.pt`` the last step's own.
+
     Returns:
-        ``{"best": path, "last": path}`` (``best`` only when there was a validation).
+        ``{"best": path, "last": path}`` (``best`` only when there was a validation), and
+        ``"last_raw"`` with a weight average.
     """
     from facegcn_lib.nn.model import FaceGCN
     from facegcn_lib.train.checkpoint import save_checkpoint
@@ -489,12 +496,19 @@ def export_models(setup: TrainingSetup, result: FitResult, out_dir: str | Path) 
     meta = {"preset": setup.preset.name, "data": setup.run_info.get("data"),
             "train_config": to_dict(setup.train)}
     model = model.cpu()
-    for name, ckpt in (("last", result.last_checkpoint), ("best", result.best_checkpoint)):
+    files = {"last": LAST_MODEL, "best": BEST_MODEL, "last_raw": LAST_RAW_MODEL}
+    for name, ckpt in (("last", result.last_checkpoint), ("best", result.best_checkpoint),
+                       ("last_raw", result.last_checkpoint)):
         if ckpt is None:
             continue
         state = load_train_state(ckpt)
-        model.load_state_dict(state["model"])
-        meta_i = {**meta, f"val_{METRIC_NAME}": state["best_metric"] if name == "best" else None}
-        paths[name] = save_checkpoint(out / (BEST_MODEL if name == "best" else LAST_MODEL), model,
-                                      step=int(state["step"]), metadata=meta_i)
+        average = state.get("ema")
+        if name == "last_raw" and average is None:
+            continue  # without a weight average the last weights are the raw ones
+        model.load_state_dict(average["model"] if average is not None and name != "last_raw"
+                              else state["model"])
+        meta_i = {**meta, f"val_{METRIC_NAME}": state["best_metric"] if name == "best" else None,
+                  "weights": "raw" if average is None or name == "last_raw" else "average"}
+        paths[name] = save_checkpoint(out / files[name], model, step=int(state["step"]),
+                                      metadata=meta_i)
     return paths

@@ -43,6 +43,7 @@ from facegcn_lib.train.device import (
     pick_precision,
     seed_everything,
 )
+from facegcn_lib.train.ema import WeightAverage
 from facegcn_lib.train.metrics_writer import MetricsWriter
 from facegcn_lib.train.train_state import (
     STATE_FORMAT,
@@ -68,7 +69,7 @@ BEST_CHECKPOINT = "best.pt"
 CHECKPOINT_DIR = "checkpoints"
 #: Settings a resumed run must share with the checkpoint (they fix the data order and schedule).
 RESUME_MUST_MATCH = ("batch_size", "seed", "epochs", "max_steps", "lr", "lr_decay", "lr_stages",
-                     "lr_schedule", "lr_final")
+                     "lr_schedule", "lr_final", "ema_decay")
 #: The learning-rate schedules of :attr:`TrainConfig.lr_schedule`.
 LR_SCHEDULES = ("staged", "cosine")
 
@@ -124,6 +125,10 @@ class TrainConfig:
         tensorboard: write TensorBoard events next to ``metrics.csv``.
         input_key: the model's input in dict-shaped batches.
         target_key: the loss's target in dict-shaped batches.
+        ema_decay: keep an exponential moving average of the weights with this decay
+            (:class:`~facegcn_lib.train.ema.WeightAverage`; its horizon is about
+            ``1 / (1 - ema_decay)`` steps): validation, ``best.pt``'s choice and the exported
+            model files then use the averaged weights. ``None``: no average (the paper).
     """
 
     epochs: int = 80
@@ -154,6 +159,7 @@ class TrainConfig:
     tensorboard: bool = True
     input_key: str = "image"
     target_key: str = "verts"
+    ema_decay: float | None = None
 
     def __post_init__(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
@@ -178,6 +184,10 @@ class TrainConfig:
             raise TrainConfigError(f"TrainConfig.time_reserve must be in [0, 1), got {self.time_reserve}")
         if self.num_workers < 0:
             raise TrainConfigError(f"TrainConfig.num_workers must be >= 0, got {self.num_workers}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise TrainConfigError(f"TrainConfig.ema_decay must be in (0, 1) or None, got "
+                                   f"{self.ema_decay}: pass a decay such as 0.998 (--ema 0.998), "
+                                   "or None (--ema 0) for no weight average")
 
 
 @dataclass(frozen=True)
@@ -445,6 +455,7 @@ class Trainer:
             else CosineDecayLR(self.optimizer, self.planned_steps, cfg.lr_final))
         self.scaler = torch.amp.GradScaler(self.device.type,
                                            enabled=self.precision.use_grad_scaler)
+        self.ema = WeightAverage(self.model, cfg.ema_decay) if cfg.ema_decay is not None else None
 
         self.step = 0
         self.plan_fixed = cfg.max_minutes is None
@@ -513,6 +524,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": rngs,
             "best_metric": self.best_metric,
             "best_step": self.best_step,
@@ -551,6 +563,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         self.step = int(state["step"])
         self.planned_steps = int(state["planned_steps"])
         self.plan_fixed = bool(state["plan_fixed"])
@@ -752,6 +766,8 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
         return dict(zip(terms, detached.cpu(), strict=True))
 
     def _non_finite(self, value: float, epoch: int, batch_idx: int) -> None:
@@ -768,9 +784,14 @@ class Trainer:
             "--precision fp32, then continue with --resume.")
 
     # --- validation --------------------------------------------------------------------------
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are validated and exported: the average if there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """The validation loss and metric, averaged over every held-out sample."""
+        """The validation loss and metric (of :attr:`eval_model`), averaged over every held-out sample."""
         assert self.val_set is not None
         n = len(self.val_set)  # type: ignore[arg-type]
         sampler = ddp.ShardSampler(n, self.dist)
@@ -785,7 +806,7 @@ class Trainer:
                           disable=not (self.cfg.progress and self.dist.is_main)):
             x, y = self._split(batch)
             with self.precision.autocast(self.device):
-                pred = self.model(x)
+                pred = self.eval_model(x)
             pred = pred.float()
             total, _ = loss_terms(self.loss_fn(pred, y))
             errors = self.metric_fn(pred, batch).detach().double().cpu()

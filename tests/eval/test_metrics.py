@@ -28,6 +28,7 @@ from facegcn_lib.eval.metrics import (
     nme,
     nme_by_region,
     nme_by_yaw,
+    placement_split,
     yaw_bins,
 )
 from facegcn_lib.paths import require
@@ -421,3 +422,50 @@ def test_nme_by_region_sees_a_shift_and_rejects_bad_ranges() -> None:
     assert out.nme["nose"] == 0.0 and out.nme["eyes"] == pytest.approx(0.05)
     with pytest.raises(MetricInputError, match="not a range"):
         nme_by_region(pred, gt, {"too far": (60, 70)})
+
+
+# --- placement and shape ----------------------------------------------------------------------
+def _similar(gt: NDArray[np.float64], scale: float, angle: float,
+             shift: tuple[float, float]) -> NDArray[np.float64]:
+    c, s = np.cos(angle), np.sin(angle)
+    rot = np.array([[c, -s], [s, c]])
+    centre = gt.mean(axis=1, keepdims=True)
+    return (gt - centre) @ rot.T * scale + centre + np.array(shift)
+
+
+def test_placement_split_of_a_pure_similarity_is_all_placement() -> None:
+    gt = np.random.default_rng(0).normal(size=(3, 68, 2)) * 40 + 200
+    pred = _similar(gt, 0.8, 0.2, (6.0, -4.0))
+    split = placement_split(pred, gt)
+    np.testing.assert_allclose(split.shape_nme, 0.0, atol=1e-12)
+    np.testing.assert_allclose(split.scale, 1 / 0.8)  # the prediction is smaller
+    np.testing.assert_allclose(split.shift, np.array([6.0, -4.0]) / landmark_box_size(gt)[:, None])
+    np.testing.assert_allclose(split.nme, nme(pred, gt))
+
+
+def test_placement_split_keeps_the_shape_error_of_a_well_placed_face() -> None:
+    rng = np.random.default_rng(1)
+    gt = rng.normal(size=(2, 68, 3)) * 40 + 200  # z is ignored
+    noise = rng.normal(size=(2, 68, 2))
+    noise -= noise.mean(axis=1, keepdims=True)  # no shift
+    pred = gt[..., :2] + noise
+    moved = _similar(pred, 1.1, -0.1, (3.0, 2.0))
+    a, b = placement_split(pred, gt), placement_split(moved, gt)
+    np.testing.assert_allclose(a.shape_nme, b.shape_nme)  # a similarity changes no shape
+    assert np.all(a.shape_nme <= a.nme + 1e-12) and np.all(b.nme > b.shape_nme)
+    # a slow reference: the least-squares similarity by Umeyama's method in 3D with z = 0
+    from facegcn_lib.geometry.umeyama import umeyama
+
+    for i in range(2):
+        flat = np.c_[moved[i], np.zeros(68)]
+        fit = umeyama(flat, np.c_[gt[i, :, :2], np.zeros(68)])
+        aligned = fit.apply(flat)[:, :2]
+        ref = np.linalg.norm(aligned - gt[i, :, :2], axis=1).mean() / landmark_box_size(gt[i:i + 1])[0]
+        assert b.shape_nme[i] == pytest.approx(ref, rel=1e-9)
+        assert b.scale[i] == pytest.approx(fit.scale, rel=1e-9)
+
+
+def test_placement_split_refuses_a_collapsed_prediction() -> None:
+    gt = np.random.default_rng(2).normal(size=(1, 68, 2))
+    with pytest.raises(MetricInputError, match="no shape"):
+        placement_split(np.zeros((1, 68, 2)), gt)

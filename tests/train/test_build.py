@@ -105,6 +105,33 @@ def test_cpu_preset_trains_on_synthetic_faces_and_exports(data_root: Path, tmp_p
     assert result.train_loss > 0 and setup.run_info["loss_config"]["landmark_weight"] == CPU_LANDMARK_WEIGHT
 
 
+def test_a_weight_average_is_validated_and_exported_with_the_raw_weights_beside_it(
+        data_root: Path, tmp_path: Path) -> None:
+    """The real model (sparse graph operators included) with ``ema_decay``: three steps."""
+    from facegcn_lib.train.build import LAST_RAW_MODEL
+    from facegcn_lib.train.checkpoint import load_checkpoint
+
+    mcfg = replace(PRESETS["cpu"].model, encoder=EncoderConfig(arch="resnet18", image_size=64))
+    setup = build_from_preset(
+        "cpu", model_config=mcfg, train_samples=4, val_samples=4,
+        train_overrides={"epochs": 3, "batch_size": 4, "max_minutes": None, "num_workers": 0,
+                         "progress": False, "tensorboard": False, "val_batch_size": 4,
+                         "ema_decay": 0.5})
+    trainer = setup.trainer(tmp_path)
+    result = trainer.fit()
+    assert trainer.ema is not None and trainer.ema.updates == 3
+    paths = export_models(setup, result, tmp_path)
+    assert paths["last_raw"] == tmp_path / LAST_RAW_MODEL
+    x = setup.val_set[0]["image"][None]  # type: ignore[index]
+    with torch.no_grad():
+        best, ckpt = load_checkpoint(paths["best"])
+        raw, raw_ckpt = load_checkpoint(paths["last_raw"])
+        torch.testing.assert_close(best(x), trainer.ema.module(x))  # the best is the average
+        torch.testing.assert_close(raw(x), setup.model.eval()(x))  # the raw weights beside it
+        assert not torch.allclose(best(x), raw(x))
+    assert ckpt.metadata["weights"] == "average" and raw_ckpt.metadata["weights"] == "raw"
+
+
 def test_landmark_weight_override(data_root: Path) -> None:
     """``landmark_weight`` replaces the preset's; 0 is the paper's loss, without landmarks."""
     from facegcn_lib.pipeline import reported_landmarks

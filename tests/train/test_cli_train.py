@@ -106,6 +106,24 @@ def test_glasses_that_is_no_probability_exits_with_what_to_do(
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_ema_reaches_the_training_config(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
+    assert _train(tmp_path / "a", "--epochs", "1") == cli.EXIT_OK
+    assert "ema_decay" not in calls[0]["train_overrides"]  # the preset's
+    assert _train(tmp_path / "b", "--epochs", "1", "--ema", "0.998") == cli.EXIT_OK
+    assert calls[1]["train_overrides"]["ema_decay"] == 0.998
+    assert _train(tmp_path / "c", "--epochs", "1", "--ema", "0") == cli.EXIT_OK
+    assert calls[2]["train_overrides"]["ema_decay"] is None
+
+
+@pytest.mark.parametrize("decay", ["1", "1.5", "-0.2"])
+def test_ema_that_is_no_decay_exits_with_what_to_do(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], calls: list[dict[str, Any]],
+        decay: str) -> None:
+    assert _train(tmp_path, "--ema", decay) == cli.EXIT_USAGE
+    assert "--ema 0.998" in capsys.readouterr().err
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_lr_schedule_choices_are_the_trainers() -> None:
     from facegcn_lib.train.trainer import LR_SCHEDULES
 
