@@ -241,7 +241,8 @@ def _add_reconstruct(sub: argparse._SubParsersAction) -> None:
 _TRAIN_EPILOG = """\
 Writes into --out: checkpoints/last.pt (the training state, every --checkpoint-every steps,
 atomically; --resume continues from it exactly), checkpoints/best.pt (lowest validation NME),
-model_best.pt and model_last.pt (model files for `facegcn reconstruct --checkpoint`),
+model_best.pt and model_last.pt (model files for `facegcn reconstruct --checkpoint`; with
+--ema they hold the weight average, and model_last_raw.pt the last step's own weights),
 metrics.csv and tb/ (TensorBoard: tensorboard --logdir OUT/tb).
 
 Ctrl-C (or SIGTERM) stops after the current step and saves the checkpoint. On a CPU shared
