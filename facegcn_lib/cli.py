@@ -344,7 +344,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "it falls smoothly to 0 over the run (default: the preset's)")
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help="keep an exponential moving average of the weights with this decay "
-                        "(e.g. 0.998: about the last 500 steps) and validate and export it; 0: "
+                        "(e.g. 0.998: about the last 500 steps of a long run; a warm-up limits it to "
+                        "about the last n/9 after n steps) and validate and export it; 0: "
                         "none (default: the preset's, none: after the cpu preset's cosine "
                         "schedule it changed nothing measurable)")
     p.add_argument("--decoder", choices=("gcn", "uvmap", "3dmm"),
