@@ -7,7 +7,7 @@ photos), the crop-and-predict passes (one by default; all faces of a photo in on
 landmarks and pose.
 Writing the output files is timed separately (``save s``, not part of the rate).
 
-Three configurations run side by side, interleaved round-robin so that load from other
+Four configurations run side by side, interleaved round-robin so that load from other
 processes hits them alike:
 
 * ``default``: the pretrained model's architecture (the ``cpu`` training preset: MobileNetV3-Large
@@ -15,14 +15,17 @@ processes hits them alike:
   they are installed, else an untrained model (the same speed);
 * ``fast``: the same with the MobileNetV3-Small encoder (:data:`~facegcn_lib.pipeline.FAST_ENCODER`);
 * ``shifted``: the default model with test-time crop averaging
-  (``PipelineConfig(crop_shift=TRAINING_CROP_SHIFT)``, ``--crop-shift 0.03``: five crops a face).
+  (``PipelineConfig(crop_shift=TRAINING_CROP_SHIFT)``, ``--crop-shift 0.03``: five crops a face);
+* ``pair``: the ensemble of the default model and its seed-1 twin (``--model pair``,
+  :mod:`facegcn_lib.nn.ensemble`: both networks read every crop, their meshes are averaged).
 
 It prints a table (median seconds per pass over the photos, split into reading, detection and
 the network passes, faces per second, and the process's CPU seconds with faces per CPU-second:
 on a machine shared with other jobs, wall-clock time, and with it the rate, depends on their
 load, while CPU time much less so) and, last,
 ``RESULT faces_per_second=<default> fast_faces_per_second=<fast>
-shifted_faces_per_second=<shifted> crop_shift_cost=<default / shifted>`` (target: 10 or more
+shifted_faces_per_second=<shifted> crop_shift_cost=<default / shifted>
+pair_faces_per_second=<pair> pair_cost=<default / pair>`` (target: 10 or more
 faces per second on 2 CPU cores, for the default). Run as
 ``FACEGCN_DATA=/path/to/data python benchmarks/reconstruct.py [--threads 2]
 [--repeats 3] [--device cpu] [--backend auto|onnx|torch] [--passes 1]``.
@@ -55,6 +58,7 @@ import torch
 
 from facegcn_lib.data.images import load_image
 from facegcn_lib.face import Face
+from facegcn_lib.nn.ensemble import FaceGCNEnsemble
 from facegcn_lib.nn.runtime import BACKENDS, RuntimeConfig
 from facegcn_lib.paths import require
 from facegcn_lib.pipeline import (
@@ -66,6 +70,7 @@ from facegcn_lib.pipeline import (
     default_model_config,
     fast_model_config,
     load_pretrained,
+    pretrained_checkpoints,
 )
 
 PHOTOS = ("photos/Tom_Cruise_avp_2014_4.jpg", "photos/bald_guys.jpg", "photos/dogs.jpg")
@@ -127,12 +132,16 @@ def main() -> None:
     pretrained = default_checkpoint_path().is_file()
     default = (load_pretrained(device=a.device) if pretrained
                else build_untrained(default_model_config()))
+    second = (load_pretrained(pretrained_checkpoints("pair")[1], device=a.device) if pretrained
+              else build_untrained(default_model_config(), seed=1))
     config = PipelineConfig(passes=a.passes, runtime=RuntimeConfig(backend=a.backend))
     models = {"default": Reconstructor(model=default, device=a.device, config=config),
               "fast": Reconstructor(model=build_untrained(fast_model_config()), device=a.device,
                                     config=config),
               "shifted": Reconstructor(model=default, device=a.device,
-                                       config=replace(config, crop_shift=TRAINING_CROP_SHIFT))}
+                                       config=replace(config, crop_shift=TRAINING_CROP_SHIFT)),
+              "pair": Reconstructor(model=FaceGCNEnsemble([default, second]), device=a.device,
+                                    config=config)}
     runs = {name: Run() for name in models}
     saved: dict[str, list[list[Face]]] = {}
     for name, rec in models.items():  # warm-up (first-call allocations, numba compilation)
@@ -171,7 +180,8 @@ def main() -> None:
           f"({n_saved / save_s:.1f} faces/s); target {TARGET_FACES_PER_SECOND:g} faces/s")
     print(f"RESULT faces_per_second={rates['default']:.2f} fast_faces_per_second={rates['fast']:.2f} "
           f"shifted_faces_per_second={rates['shifted']:.2f} "
-          f"crop_shift_cost={rates['default'] / rates['shifted']:.2f}")
+          f"crop_shift_cost={rates['default'] / rates['shifted']:.2f} "
+          f"pair_faces_per_second={rates['pair']:.2f} pair_cost={rates['default'] / rates['pair']:.2f}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
@@ -58,6 +59,17 @@ log = logging.getLogger(__name__)
 
 #: The pretrained model's file inside the package.
 DEFAULT_CHECKPOINT = "resources/facegcn_cpu.pt"
+#: The second member of the ``"pair"`` model: the default model's recipe with seed 1.
+SECOND_CHECKPOINT = "resources/facegcn_cpu_seed1.pt"
+#: The pretrained models of the package by name, each its files inside the package: one
+#: model, or several whose meshes are averaged (:mod:`facegcn_lib.nn.ensemble`). ``"default"``
+#: is one run of ``bash tools/train_pretrained.sh`` (under an hour on 2 CPU cores);
+#: ``"pair"`` adds the same recipe's run with seed 1, at twice the training and network time
+#: (the book's results page measures both).
+PRETRAINED_MODELS: dict[str, tuple[str, ...]] = {
+    "default": (DEFAULT_CHECKPOINT,),
+    "pair": (DEFAULT_CHECKPOINT, SECOND_CHECKPOINT),
+}
 #: The encoder of the "fast" variant (``benchmarks/reconstruct.py``).
 FAST_ENCODER = "mobilenet_v3_small"
 #: The largest shift of the training's re-crops (:class:`~facegcn_lib.data.reaugment.ReaugmentConfig`),
@@ -70,6 +82,9 @@ MAX_CROP_SHIFT = 0.25
 UNTRAINED_OUTPUT_SCALE = 0.01
 
 ImageInput = Union[str, Path, NDArray[np.generic], "PILImage"]
+#: A model checkpoint, several (an ensemble: :mod:`facegcn_lib.nn.ensemble`), or ``None`` (the
+#: pretrained model).
+CheckpointSource = str | Path | Sequence[str | Path] | None
 
 
 class PretrainedModelMissingError(FileNotFoundError):
@@ -157,6 +172,29 @@ def default_checkpoint_path() -> Path:
     return Path(str(resources.files("facegcn_lib").joinpath(DEFAULT_CHECKPOINT)))
 
 
+def pretrained_checkpoints(name: str = "default") -> list[Path]:
+    """The files of a pretrained model of the package (:data:`PRETRAINED_MODELS`), by name.
+
+    Pass them on as a checkpoint: ``Reconstructor(pretrained_checkpoints("pair"))``.
+
+    Raises:
+        PretrainedModelMissingError: an unknown name, or a file of the model not installed.
+    """
+    if name not in PRETRAINED_MODELS:
+        raise PretrainedModelMissingError(
+            f"there is no pretrained model {name!r}: the package has {sorted(PRETRAINED_MODELS)}")
+    paths = [default_checkpoint_path() if rel == DEFAULT_CHECKPOINT
+             else Path(str(resources.files("facegcn_lib").joinpath(rel)))
+             for rel in PRETRAINED_MODELS[name]]
+    for path in paths:
+        if not path.is_file():
+            raise PretrainedModelMissingError(
+                f"the pretrained model {name!r} is not fully installed ({path} is missing). "
+                "Reinstall facegcn, or train the file with `bash tools/train_pretrained.sh` "
+                "(see its header) and pass your models with `--checkpoint FILE`, once per model.")
+    return paths
+
+
 def default_model_config() -> ModelConfig:
     """The pretrained model's architecture: the ``cpu`` training preset's (MobileNetV3-Large, 128 px)."""
     from facegcn_lib.train.trainer import PRESETS
@@ -170,18 +208,32 @@ def fast_model_config() -> ModelConfig:
     return replace(cfg, encoder=replace(cfg.encoder, arch=FAST_ENCODER))
 
 
-def load_pretrained(checkpoint: str | Path | None = None,
+def load_pretrained(checkpoint: CheckpointSource = None,
                     device: str | torch.device = "cpu") -> FaceGCN:
     """The model of a checkpoint (default: the pretrained one), in evaluation mode.
 
+    Several checkpoints make a :class:`~facegcn_lib.nn.ensemble.FaceGCNEnsemble` (their meshes
+    averaged); a list of one is that model alone.
+
     Raises:
         PretrainedModelMissingError: no checkpoint given and the pretrained one is missing.
-        FileNotFoundError: the checkpoint given does not exist.
+        FileNotFoundError: a checkpoint given does not exist.
         facegcn_lib.train.checkpoint.CheckpointError: not a model checkpoint, or one for
             another mesh.
+        facegcn_lib.nn.ensemble.EnsembleError: an empty list, or models that cannot be
+            averaged (different meshes or input sizes).
     """
     from facegcn_lib.train.checkpoint import load_checkpoint
 
+    if checkpoint is not None and not isinstance(checkpoint, (str, Path)):
+        from facegcn_lib.nn.ensemble import EnsembleError, FaceGCNEnsemble
+
+        paths = list(checkpoint)
+        if not paths:
+            raise EnsembleError("no checkpoint given: pass one model file, or several for an "
+                                "ensemble")
+        members = [load_pretrained(p, device) for p in paths]
+        return members[0] if len(members) == 1 else FaceGCNEnsemble(members)
     path = Path(checkpoint) if checkpoint is not None else default_checkpoint_path()
     if checkpoint is None and not path.is_file():
         raise PretrainedModelMissingError(
@@ -291,7 +343,9 @@ class Reconstructor:
     """Find and reconstruct every face in photos.
 
     Args:
-        checkpoint: a model checkpoint (default: the pretrained model in the package).
+        checkpoint: a model checkpoint (default: the pretrained model in the package), or a
+            list of several: an ensemble (:mod:`facegcn_lib.nn.ensemble`) whose meshes are
+            averaged, at the members' summed network time.
         device: ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"``.
         detector_config: settings of the face detector (e.g. ``min_score``).
         config: passes, cropping, batching and the backend (:class:`PipelineConfig`).
@@ -307,7 +361,7 @@ class Reconstructor:
         >>> for face in rec("group.jpg"): print(face.box, face.pose)
     """
 
-    def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu",
+    def __init__(self, checkpoint: CheckpointSource = None, device: str = "cpu",
                  detector_config: DetectorConfig | None = None,
                  config: PipelineConfig | None = None, model: FaceGCN | None = None) -> None:
         from facegcn_lib.train.device import pick_device
@@ -474,19 +528,21 @@ class Reconstructor:
 
     def __repr__(self) -> str:
         c = self.model.cfg
-        return (f"Reconstructor({c.encoder.arch} {self.size}px, {c.decoder} decoder on "
+        n = len(getattr(self.model, "members", ()))
+        models = f"{n} x " if n > 1 else ""
+        return (f"Reconstructor({models}{c.encoder.arch} {self.size}px, {c.decoder} decoder on "
                 f"{c.mesh.topology}, {self.config.passes} passes, {self.device}, "
                 f"{self.backend})")
 
 
 @lru_cache(maxsize=2)
-def _shared_reconstructor(checkpoint: str | None, device: str,
+def _shared_reconstructor(checkpoint: str | tuple[str, ...] | None, device: str,
                           detector_config: DetectorConfig | None,
                           config: PipelineConfig | None) -> Reconstructor:
     return Reconstructor(checkpoint, device, detector_config, config)
 
 
-def reconstruct(image: ImageInput, *, checkpoint: str | Path | None = None, device: str = "cpu",
+def reconstruct(image: ImageInput, *, checkpoint: CheckpointSource = None, device: str = "cpu",
                 detector_config: DetectorConfig | None = None,
                 config: PipelineConfig | None = None) -> list[Face]:
     """Every face in a photo: one call (the :class:`Reconstructor` is kept for later calls).
@@ -495,7 +551,11 @@ def reconstruct(image: ImageInput, *, checkpoint: str | Path | None = None, devi
         image: a path, a PIL image or an array (see :func:`as_rgb`).
         checkpoint, device, detector_config, config: as for :class:`Reconstructor`.
     """
-    ckpt = str(Path(checkpoint).resolve()) if checkpoint is not None else None
+    ckpt: str | tuple[str, ...] | None
+    if checkpoint is None or isinstance(checkpoint, (str, Path)):
+        ckpt = str(Path(checkpoint).resolve()) if checkpoint is not None else None
+    else:  # an ensemble: a hashable key for the cache
+        ckpt = tuple(str(Path(c).resolve()) for c in checkpoint)
     return _shared_reconstructor(ckpt, device, detector_config, config)(image)
 
 

@@ -15,6 +15,8 @@ from facegcn_lib.mesh.io import read_obj, read_ply
 from tests.tiny_reconstructor import (
     NO_FACE,
     PHOTO,
+    TINY_CONFIG,
+    save_tiny_checkpoint,
     shifted_frames,
     write_video,
 )
@@ -43,6 +45,24 @@ def test_a_photo_writes_every_file(checkpoint: Path, data_root: Path, tmp_path: 
     assert obj.verts.shape == verts.shape and colors is not None
     np.testing.assert_array_equal(obj.faces, faces)
     assert "1 face(s)" in capsys.readouterr().out
+
+
+def test_an_ensemble_of_checkpoints(checkpoint: Path, data_root: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from dataclasses import replace
+
+    other = save_tiny_checkpoint(tmp_path, seed=1)
+    out = tmp_path / "out"
+    assert run(data_root / PHOTO, "--out", out, "--checkpoint", checkpoint,
+               "--checkpoint", other) == EXIT_OK
+    assert (out / f"{Path(PHOTO).stem}_face00.obj").is_file()
+    assert "1 face(s)" in capsys.readouterr().out
+    bigger = replace(TINY_CONFIG, encoder=replace(TINY_CONFIG.encoder, image_size=96))
+    odd = save_tiny_checkpoint(tmp_path / "odd", seed=2, config=bigger)
+    assert run(data_root / PHOTO, "--out", tmp_path / "odd_out", "--checkpoint", checkpoint,
+               "--checkpoint", odd) == EXIT_FAILURE
+    assert "an ensemble needs models of one input size" in capsys.readouterr().err
+    assert not (tmp_path / "odd_out").exists()
 
 
 def test_no_face_exits_1_and_says_so(checkpoint: Path, data_root: Path, tmp_path: Path,
@@ -102,6 +122,12 @@ def test_missing_model_says_how_to_get_one(data_root: Path, tmp_path: Path,
     assert run(data_root / PHOTO, "--out", tmp_path) == EXIT_FAILURE
     err = capsys.readouterr().err
     assert "pretrained model is not installed" in err and "--checkpoint" in err
+    assert run(data_root / PHOTO, "--out", tmp_path, "--model", "triple") == EXIT_FAILURE
+    assert "no pretrained model 'triple'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        run(data_root / PHOTO, "--model", "pair", "--checkpoint", tmp_path / "x.pt")
+    assert exc.value.code == EXIT_USAGE
+    assert "not allowed with argument --model" in capsys.readouterr().err
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage")
     assert run(data_root / PHOTO, "--out", tmp_path, "--checkpoint", bad) == EXIT_FAILURE

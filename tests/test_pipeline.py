@@ -15,6 +15,8 @@ from facegcn_lib.data.images import ImageLoadError, load_image
 from facegcn_lib.detect import FaceBox, iou
 from facegcn_lib.face import Face, sample_colors
 from facegcn_lib.mesh.io import read_obj, read_ply
+from facegcn_lib.nn.ensemble import EnsembleError, FaceGCNEnsemble
+from facegcn_lib.nn.model import FaceGCN
 from facegcn_lib.nn.runtime import RuntimeConfig
 from facegcn_lib.overlay import front_facing
 from facegcn_lib.pipeline import (
@@ -29,9 +31,10 @@ from facegcn_lib.pipeline import (
     as_rgb,
     detector_crop_box,
     load_pretrained,
+    pretrained_checkpoints,
     warp_local,
 )
-from tests.tiny_reconstructor import GROUP, PHOTO
+from tests.tiny_reconstructor import GROUP, PHOTO, save_tiny_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -282,3 +285,46 @@ def test_missing_pretrained_model_says_what_to_do(monkeypatch: pytest.MonkeyPatc
                         lambda: tmp_path / "facegcn_cpu.pt")
     with pytest.raises(PretrainedModelMissingError, match="--checkpoint"):
         load_pretrained()
+
+
+def test_an_ensemble_of_checkpoints_averages_their_meshes(rec: Reconstructor, checkpoint: Path,
+                                                           photo: np.ndarray,
+                                                           photo_faces: list[Face]) -> None:
+    other = save_tiny_checkpoint(checkpoint.parent, seed=1)
+    ens = Reconstructor([checkpoint, other])
+    assert isinstance(ens.model, FaceGCNEnsemble) and ens.backend == "onnx"
+    assert repr(ens).startswith("Reconstructor(2 x mobilenet_v3_small 64px")
+    (f,) = ens(photo)
+    (g,) = Reconstructor(other)(photo)
+    # one detector box; the crop, the flip averaging and the placement are linear in the meshes
+    mean = (photo_faces[0].verts_img + g.verts_img) / 2
+    np.testing.assert_allclose(f.verts_img, mean, atol=0.05)  # pixels
+    np.testing.assert_allclose(f.lmks68, rec.landmarks.apply(f.verts_img), atol=1e-3)
+    (h,) = reconstruct_module_level(photo, [checkpoint, other])
+    np.testing.assert_allclose(h.verts_img, f.verts_img, atol=1e-3)
+
+
+def reconstruct_module_level(photo: np.ndarray, checkpoints: list[Path]) -> list[Face]:
+    import facegcn_lib
+
+    return facegcn_lib.reconstruct(photo, checkpoint=checkpoints)
+
+
+def test_a_list_of_one_checkpoint_is_that_model_and_an_empty_one_is_refused(checkpoint: Path) -> None:
+    model = load_pretrained([checkpoint])
+    assert isinstance(model, FaceGCN) and not isinstance(model, FaceGCNEnsemble)
+    with pytest.raises(EnsembleError, match="several for an ensemble"):
+        load_pretrained([])
+
+
+def test_the_pretrained_models_by_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (default,) = pretrained_checkpoints()
+    pair = pretrained_checkpoints("pair")
+    assert pair[0] == default and len(pair) == 2 and pair[1].name == "facegcn_cpu_seed1.pt"
+    assert all(p.is_file() for p in pair)  # both ship in the package
+    with pytest.raises(PretrainedModelMissingError, match=r"no pretrained model 'triple'.*'pair'"):
+        pretrained_checkpoints("triple")
+    monkeypatch.setattr("facegcn_lib.pipeline.default_checkpoint_path",
+                        lambda: tmp_path / "facegcn_cpu.pt")
+    with pytest.raises(PretrainedModelMissingError, match="'pair' is not fully installed"):
+        pretrained_checkpoints("pair")

@@ -21,12 +21,14 @@ GROUP = "photos/bald_guys.jpg"
 NO_FACE = "photos/dogs.jpg"
 
 
-def save_tiny_checkpoint(folder: Path) -> Path:
-    """Build the untrained tiny model and save it as ``folder/tiny.pt``."""
+def save_tiny_checkpoint(folder: Path, seed: int = 0, config: ModelConfig = TINY_CONFIG) -> Path:
+    """Build an untrained tiny model and save it as ``folder/tiny.pt`` (``tiny-seed<N>.pt``
+    for another seed)."""
     from facegcn_lib.pipeline import build_untrained
     from facegcn_lib.train.checkpoint import save_checkpoint
 
-    return save_checkpoint(folder / "tiny.pt", build_untrained(TINY_CONFIG))
+    name = "tiny.pt" if seed == 0 else f"tiny-seed{seed}.pt"
+    return save_checkpoint(folder / name, build_untrained(config, seed=seed))
 
 
 def shifted_frames(image: np.ndarray, n: int, height: int = 240, step: int = 4) -> list[np.ndarray]:

@@ -1,6 +1,8 @@
 """Install a trained model checkpoint into the package as the pretrained model.
 
-Usage: ``python tools/export_pretrained.py runs/cpu/model_best.pt facegcn_lib/resources/facegcn_cpu.pt``
+Usage: ``python tools/export_pretrained.py runs/cpu/model_best.pt facegcn_lib/resources/facegcn_cpu.pt [MADE_BY]``
+
+``MADE_BY`` is the command recorded in the file's metadata (default: ``bash tools/train_pretrained.sh``).
 
 Floating-point weights are stored as float16 to keep the file under the 50 MB the package
 allows (``load_state_dict`` casts them back to float32 on loading; the largest change to a
@@ -19,7 +21,7 @@ import torch
 MAX_BYTES = 50 * 1024 * 1024
 
 
-def main(src: Path, dst: Path) -> None:
+def main(src: Path, dst: Path, made_by: str = "bash tools/train_pretrained.sh") -> None:
     from facegcn_lib.train.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 
     ckpt = read_checkpoint(src)
@@ -31,7 +33,7 @@ def main(src: Path, dst: Path) -> None:
     meta = json.loads(raw.get("metadata", "{}"))
     meta["exported_from"] = str(ckpt.metadata.get("exported_from", src))
     meta["weights_dtype"] = "float16"
-    meta["made_by"] = "bash tools/train_pretrained.sh"
+    meta["made_by"] = made_by
     raw["metadata"] = json.dumps(meta)
     tmp = dst.with_suffix(".tmp")
     torch.save(raw, tmp)
@@ -44,4 +46,4 @@ def main(src: Path, dst: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main(Path(sys.argv[1]), Path(sys.argv[2]), *sys.argv[3:4])

@@ -13,6 +13,9 @@ Usage::
         --checkpoint runs/cpu-v2/model_best.pt --change "what changed" \
         --command "the command that made the checkpoint" [--flip] [--crop-shift 0.03] \
         [--out facegcn_lib/resources/results/gap_programme.csv]
+
+``--checkpoint`` repeated scores an ensemble of the models (their meshes averaged,
+:mod:`facegcn_lib.nn.ensemble`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from facegcn_lib.eval.benchmarks import evaluate_aflw2000, evaluate_faces68
@@ -32,8 +36,10 @@ COLUMNS = ("step", "change", "aflw_mean", "aflw_mean_of_bins", "menpo_contour", 
 PERCENT = 100.0
 
 
-def score(checkpoint: str | None, flip: bool, crop_shift: float = 0.0) -> dict[str, float]:
-    """The development-set NMEs (percent) of a checkpoint (``None``: the shipped model)."""
+def score(checkpoint: str | Sequence[str] | None, flip: bool,
+          crop_shift: float = 0.0) -> dict[str, float]:
+    """The development-set NMEs (percent) of a checkpoint, or of an ensemble of several
+    (``None``: the shipped model)."""
     rec = Reconstructor(checkpoint, config=PipelineConfig(flip=flip, crop_shift=crop_shift))
     aflw = evaluate_aflw2000(rec).summary["68 points, 2D"]
     photos = evaluate_faces68(rec).summary
@@ -64,7 +70,8 @@ def main() -> None:
     ap.add_argument("--step", required=True, help="the step's short name (its row's key)")
     ap.add_argument("--change", required=True, help="what the step changed")
     ap.add_argument("--command", required=True, help="the command that made the checkpoint")
-    ap.add_argument("--checkpoint", help="the model (default: the shipped one)")
+    ap.add_argument("--checkpoint", action="append",
+                    help="the model (default: the shipped one); repeat it for an ensemble")
     ap.add_argument("--flip", action="store_true", help="test-time flip averaging")
     ap.add_argument("--crop-shift", type=float, default=0.0,
                     help="test-time crop averaging (PipelineConfig.crop_shift; default: off)")

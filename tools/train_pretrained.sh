@@ -3,10 +3,15 @@
 # facegcn_lib/resources/facegcn_cpu.pt): about 5 minutes of rendering, then 55 to 60 minutes of
 # training, on 2 CPU cores (60.2 for the shipped model, on a machine that slowed down during the
 # run; 49 minutes on a quiet one).
-#   bash tools/train_pretrained.sh [OUT_DIR]
+#   bash tools/train_pretrained.sh [OUT_DIR] [SEED]
+# SEED 0 (the default) makes facegcn_cpu.pt, the default model; SEED 1 makes facegcn_cpu_seed1.pt,
+# the second member of the "pair" model (`facegcn reconstruct --model pair`: the two models'
+# meshes averaged), e.g. `bash tools/train_pretrained.sh runs/cpu-seed1 1`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-runs/cpu}"
+seed="${2:-0}"
+if [ "$seed" = 0 ]; then model=facegcn_cpu; else model="facegcn_cpu_seed$seed"; fi
 # 20,000 training faces at the model's input size, rendered once into two disk caches (each
 # resumes if interrupted; the first is the face set of `facegcn experiments`).
 facegcn data synth --n 4000 --size 128 --seed 20261125 --shard-size 500 --out runs/synth-128-a --quiet
@@ -17,7 +22,8 @@ facegcn data synth --n 16000 --size 128 --seed 7 --shard-size 500 --out runs/syn
 # count is fixed so that the recipe repeats anywhere. The learning rate falls along half a
 # cosine over the run (the preset's lr_schedule; step "v7" of the results page's programme), and
 # 30 % of the faces wear glasses drawn on their crops (the preset's glasses_prob; step "v8").
-facegcn train --preset cpu --synth-cache runs/synth-128-a runs/synth-128-b --out "$out" --seed 0 \
+facegcn train --preset cpu --synth-cache runs/synth-128-a runs/synth-128-b --out "$out" --seed "$seed" \
     --max-minutes 0 --max-steps 3485 --glasses 0.3 --quiet
-python3 tools/export_pretrained.py "$out/model_best.pt" facegcn_lib/resources/facegcn_cpu.pt
-cp "$out/metrics.csv" facegcn_lib/resources/facegcn_cpu_metrics.csv
+python3 tools/export_pretrained.py "$out/model_best.pt" "facegcn_lib/resources/$model.pt" \
+    "bash tools/train_pretrained.sh OUT_DIR $seed"
+cp "$out/metrics.csv" "facegcn_lib/resources/${model}_metrics.csv"

@@ -95,7 +95,8 @@ CED_PLOT_PERCENTILE = 95.0
 #: Printed for an empty yaw bin in CSV files.
 NOT_AVAILABLE = "n/a"
 
-ModelSource = Union["FaceGCN", "Reconstructor", str, Path, None]
+#: A model, a reconstructor, a checkpoint, several checkpoints (an ensemble) or ``None`` (pretrained).
+ModelSource = Union["FaceGCN", "Reconstructor", str, Path, Sequence[str | Path], None]
 Annotations = Literal["original", "reannotated"]
 
 
@@ -842,13 +843,16 @@ def evaluate_faces68(reconstructor: ModelSource = None, root: Path | None = None
 
 
 # --- one entry point --------------------------------------------------------------------------
-def run_benchmark(name: str, checkpoint: str | Path | None = None, *, n: int = 1000,
+def run_benchmark(name: str, checkpoint: str | Path | Sequence[str | Path] | None = None, *,
+                  n: int = 1000,
                   annotations: Annotations = "original", device: str = "cpu",
                   root: Path | None = None, config: BenchmarkConfig = BenchmarkConfig(),
                   pipeline: PipelineConfig | None = None) -> EvalResult:
     """Run one of :data:`BENCHMARKS` with a checkpoint (``None``: the pretrained model).
 
     Args:
+        checkpoint: a model checkpoint, several (an ensemble, their meshes averaged:
+            :mod:`facegcn_lib.nn.ensemble`) or ``None`` (the pretrained model).
         pipeline: for the photo benchmarks (``aflw2000``, ``faces68``), how the pipeline crops
             and predicts (passes, flip averaging; default
             :class:`~facegcn_lib.pipeline.PipelineConfig`); the synthetic benchmark reads its
