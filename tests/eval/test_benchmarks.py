@@ -240,6 +240,21 @@ def test_cli_pipeline_options_reach_the_photo_benchmarks(checkpoint: Path, tmp_p
     assert main(["evaluate", "--benchmark", "aflw2000", "--crop-shift", "-1"]) == EXIT_USAGE
 
 
+def test_cli_scores_an_ensemble(checkpoint: Path, tmp_path: Path, data_root: Path) -> None:
+    """``--checkpoint A --checkpoint B`` scores the two models' averaged meshes."""
+    from tests.tiny_reconstructor import save_tiny_checkpoint
+
+    other = save_tiny_checkpoint(tmp_path, seed=1)
+    out = tmp_path / "out"
+    assert main(["evaluate", "--benchmark", "aflw2000", "--checkpoint", str(checkpoint),
+                 "--checkpoint", str(other), "--out", str(out), "--quiet"]) == EXIT_OK
+    with (out / "aflw2000.csv").open(newline="") as fh:
+        cli = [float(r["nme"]) for r in csv.DictReader(fh)]
+    rec = Reconstructor([checkpoint, other])
+    lib = evaluate_aflw2000(rec, config=BenchmarkConfig(progress=False)).errors("nme")
+    np.testing.assert_allclose(cli, lib, rtol=1e-5)
+
+
 def test_cli_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                     capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "nope.pt"
@@ -249,6 +264,8 @@ def test_cli_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert main(["evaluate", "--benchmark", "faces68", "--out", str(tmp_path)]) == EXIT_FAILURE
     assert "pretrained model is not installed" in capsys.readouterr().err
     assert main(["evaluate", "--benchmark", "synthetic", "--n", "2"]) == EXIT_USAGE
+    assert main(["evaluate", "--benchmark", "faces68", "--model", "triple"]) == EXIT_FAILURE
+    assert "no pretrained model 'triple'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["evaluate", "--benchmark", "300w"])
     assert exc.value.code == EXIT_USAGE
