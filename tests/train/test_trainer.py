@@ -193,10 +193,12 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint(tmp_path: Path) -> None:
 
     trainer = Trainer(make_model(), l1, DictFaces(24), config(checkpoint_every=100), tmp_path,
                       callbacks=[interrupt])
+    # the handler before the run (SIG_IGN, not Python's, when the tests run as a background job)
+    before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
     assert load_train_state(tmp_path / "checkpoints" / "last.pt")["step"] == 3
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before  # restored
 
 
 def test_resume_refuses_a_different_batch_size(tmp_path: Path) -> None:
