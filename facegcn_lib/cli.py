@@ -315,7 +315,8 @@ def _train(args: argparse.Namespace) -> int:
                                   val_samples=args.val_samples, bfm=args.bfm,
                                   data_root=args.data_root, synth_cache=args.synth_cache,
                                   encoder=args.encoder, landmark_weight=args.landmark_weight,
-                                  glasses=args.glasses, loose_hair=args.loose_hair)
+                                  glasses=args.glasses, loose_hair=args.loose_hair,
+                                  pooling=args.pooling)
         if args.init:
             from facegcn_lib.train.checkpoint import init_from_checkpoint
 
@@ -345,6 +346,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from facegcn_lib.config import ENCODER_ARCHS as ENCODER_ARCHS_CHOICES
+    from facegcn_lib.config import ENCODER_POOLINGS as ENCODER_POOLINGS_CHOICES
     from facegcn_lib.train.trainer import PRESETS
 
     presets = "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())
@@ -394,6 +396,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "and re-cropped anew each epoch) instead of rendering them on the fly")
     p.add_argument("--encoder", choices=ENCODER_ARCHS_CHOICES,
                    help="the image encoder instead of the preset's")
+    p.add_argument("--pooling", choices=ENCODER_POOLINGS_CHOICES,
+                   help="how the encoder pools its last feature map: mean (global average, the "
+                        "paper's) or moments (each channel's mean and where it fires; "
+                        "facegcn_lib.nn.pooling); default: the preset's")
     p.add_argument("--landmark-weight", type=float, metavar="BETA",
                    help="weight of the loss's image-plane L1 term on the 68 landmarks (the cpu "
                         "preset: 1; 0: the paper's loss alone)")

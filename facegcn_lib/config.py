@@ -37,6 +37,10 @@ class DownloadConfig:
 
 #: The torchvision backbones an encoder can use.
 ENCODER_ARCHS = ("resnet50", "resnet18", "mobilenet_v3_large", "mobilenet_v3_small")
+#: How the encoder pools its last feature map (:mod:`facegcn_lib.nn.pooling`): ``mean``, the
+#: backbone's global average (the paper's), or ``moments``, the mean and the first spatial
+#: moments of every channel (where a feature is, not only how strong).
+ENCODER_POOLINGS = ("mean", "moments")
 #: The normalisations of the ResGCN blocks.
 NORMS = ("instance", "batch", "none")
 #: The decoders: the paper's ResGCN and the two baselines.
@@ -62,7 +66,7 @@ def _check_positive(owner: str, **values: float) -> None:
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """The image encoder: a torchvision backbone, global pooling and a linear layer to the code.
+    """The image encoder: a torchvision backbone, a pooling and a linear layer to the code.
 
     Attributes:
         arch: one of :data:`ENCODER_ARCHS` (``resnet50`` is the paper's).
@@ -70,15 +74,20 @@ class EncoderConfig:
         image_size: side of the square input crop in pixels.
         imagenet_weights: path of a torchvision ImageNet ``state_dict`` for ``arch`` (``.pth``),
             loaded when the model is first built; ``None`` trains from scratch.
+        pooling: one of :data:`ENCODER_POOLINGS`: ``mean`` (global average pooling, the
+            paper's) or ``moments`` (:class:`~facegcn_lib.nn.pooling.MomentPool`: each
+            channel's mean and its activation-weighted mean x and y, three times the width).
     """
 
     arch: str = "resnet50"
     code_dim: int = 256
     image_size: int = 256
     imagenet_weights: str | None = None
+    pooling: str = "mean"
 
     def __post_init__(self) -> None:
         _check_choice("EncoderConfig", "arch", self.arch, ENCODER_ARCHS)
+        _check_choice("EncoderConfig", "pooling", self.pooling, ENCODER_POOLINGS)
         _check_positive("EncoderConfig", code_dim=self.code_dim, image_size=self.image_size)
 
 

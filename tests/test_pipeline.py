@@ -304,6 +304,23 @@ def test_an_ensemble_of_checkpoints_averages_their_meshes(rec: Reconstructor, ch
     np.testing.assert_allclose(h.verts_img, f.verts_img, atol=1e-3)
 
 
+def test_a_moment_pooling_checkpoint_reconstructs_a_photo(tmp_path: Path, photo: np.ndarray,
+                                                          photo_faces: list[Face]) -> None:
+    """A model trained with ``--pooling moments`` loads from its checkpoint and runs in onnxruntime."""
+    from dataclasses import replace
+
+    from facegcn_lib.nn.pooling import MomentPool
+    from tests.tiny_reconstructor import TINY_CONFIG
+
+    cfg = replace(TINY_CONFIG, encoder=replace(TINY_CONFIG.encoder, pooling="moments"))
+    rec = Reconstructor(save_tiny_checkpoint(tmp_path, config=cfg))
+    assert isinstance(rec.model.encoder.backbone.avgpool, MomentPool)
+    assert rec.backend == "onnx"
+    (f,) = rec(photo)
+    assert f.verts_img.shape == photo_faces[0].verts_img.shape
+    assert np.isfinite(f.verts_img).all()
+
+
 def reconstruct_module_level(photo: np.ndarray, checkpoints: list[Path]) -> list[Face]:
     import facegcn_lib
 

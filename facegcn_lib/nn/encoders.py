@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from facegcn_lib.config import EncoderConfig
+from facegcn_lib.nn.pooling import MomentPool
 
 log = logging.getLogger(__name__)
 
@@ -27,26 +28,40 @@ class EncoderWeightsError(FileNotFoundError):
     """The ImageNet weights file is missing or does not fit the chosen architecture."""
 
 
-def _backbone(arch: str) -> tuple[nn.Module, int, str]:
-    """A torchvision classifier without ImageNet weights, its feature width, its head's name.
+def _backbone(arch: str, pooling: str = "mean") -> tuple[nn.Module, int, tuple[str, ...]]:
+    """A torchvision classifier without ImageNet weights, its feature width, its new layers.
 
     The head (the last linear layer) is what :class:`ImageEncoder` replaces with a linear
-    layer to the code; the returned name prefixes its keys in torchvision's ``state_dict``.
+    layer to the code. With ``pooling="moments"`` the backbone's ``avgpool`` becomes a
+    :class:`~facegcn_lib.nn.pooling.MomentPool` and the first layer after it reads three times
+    the width. The returned prefixes name, in torchvision's ``state_dict``, the layers whose
+    ImageNet weights do not fit any more (the head's, and a MobileNet's first classifier layer
+    when the pooling is ``moments``).
     """
     from torchvision import models
 
+    moments = pooling == "moments"
     if arch in ("resnet50", "resnet18"):
         net = models.resnet50() if arch == "resnet50" else models.resnet18()
         width = net.fc.in_features
         net.fc = nn.Identity()
-        return net, width, "fc."
+        if moments:
+            net.avgpool = MomentPool()
+            width *= MomentPool.expansion
+        return net, width, ("fc.",)
     if arch in ("mobilenet_v3_large", "mobilenet_v3_small"):
         mnet = models.mobilenet_v3_large() if arch == "mobilenet_v3_large" else models.mobilenet_v3_small()
         last = mnet.classifier[-1]
         assert isinstance(last, nn.Linear)
         width = last.in_features
         mnet.classifier[-1] = nn.Identity()
-        return mnet, width, "classifier.3."
+        if not moments:
+            return mnet, width, ("classifier.3.",)
+        first = mnet.classifier[0]
+        assert isinstance(first, nn.Linear)
+        mnet.avgpool = MomentPool()
+        mnet.classifier[0] = nn.Linear(MomentPool.expansion * first.in_features, first.out_features)
+        return mnet, width, ("classifier.3.", "classifier.0.")
     raise ValueError(f"unknown encoder architecture {arch!r}")
 
 
@@ -54,8 +69,8 @@ class ImageEncoder(nn.Module):
     """A CNN from a face crop to a code vector.
 
     Inputs are RGB crops with values in [0, 1]; the encoder applies the ImageNet normalisation
-    itself. Any input size the backbone accepts works (global average pooling), e.g. 64 x 64
-    in tests and the paper's 256 x 256.
+    itself. Any input size the backbone accepts works (global pooling, ``cfg.pooling``), e.g.
+    64 x 64 in tests and the paper's 256 x 256.
 
     Args:
         cfg: the architecture and code size.
@@ -73,7 +88,7 @@ class ImageEncoder(nn.Module):
     def __init__(self, cfg: EncoderConfig, load_weights: bool = True) -> None:
         super().__init__()
         self.cfg = cfg
-        self.backbone, self.feature_dim, self._head_prefix = _backbone(cfg.arch)
+        self.backbone, self.feature_dim, self._new_layers = _backbone(cfg.arch, cfg.pooling)
         self.head = nn.Linear(self.feature_dim, cfg.code_dim)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -83,7 +98,9 @@ class ImageEncoder(nn.Module):
     def load_imagenet(self, path: str | Path) -> None:
         """Load a torchvision ImageNet ``state_dict`` into the backbone (its classifier dropped).
 
-        Read with ``torch.load(weights_only=True)``: the file must hold tensors only.
+        Read with ``torch.load(weights_only=True)``: the file must hold tensors only. The layers
+        that :func:`_backbone` made anew (the head; after a ``moments`` pooling, a MobileNet's
+        first classifier layer too) keep their random initialisation.
         """
         p = Path(path).expanduser()
         if not p.is_file():
@@ -96,8 +113,9 @@ class ImageEncoder(nn.Module):
             state = state["state_dict"]
         if not isinstance(state, dict):
             raise EncoderWeightsError(f"{p} does not hold a state_dict")
-        state = {k: v for k, v in state.items() if not k.startswith(self._head_prefix)}
+        state = {k: v for k, v in state.items() if not k.startswith(self._new_layers)}
         missing, unexpected = self.backbone.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith(self._new_layers)]
         if missing or unexpected:
             raise EncoderWeightsError(
                 f"{p} is not a torchvision {self.cfg.arch} state_dict: {len(missing)} missing keys "

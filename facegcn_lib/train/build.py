@@ -368,7 +368,8 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
                       encoder: str | None = None,
                       landmark_weight: float | None = None,
                       glasses: float | None = None,
-                      loose_hair: float | None = None) -> TrainingSetup:
+                      loose_hair: float | None = None,
+                      pooling: str | None = None) -> TrainingSetup:
     """The model, loss and datasets of a preset, ready for :class:`Trainer`.
 
     Args:
@@ -393,6 +394,8 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
         loose_hair: synthetic data only: the probability that a training face gets loose hair
             (a fringe, curtains) drawn over its crop (:mod:`facegcn_lib.data.loose_hair`)
             instead of the preset's.
+        pooling: the encoder's pooling (:data:`~facegcn_lib.config.ENCODER_POOLINGS`) instead
+            of the preset's.
 
     Raises:
         TrainConfigError: an unknown preset or data source, or a bad override.
@@ -414,9 +417,10 @@ def build_from_preset(preset: str | Preset, *, data: str = "synthetic",
     mcfg = model_config or p.model
     if decoder is not None:
         mcfg = replace(mcfg, decoder=decoder)
-    if encoder is not None:
+    if encoder is not None or pooling is not None:
         try:
-            mcfg = replace(mcfg, encoder=replace(mcfg.encoder, arch=encoder))
+            mcfg = replace(mcfg, encoder=replace(mcfg.encoder, arch=encoder or mcfg.encoder.arch,
+                                                 pooling=pooling or mcfg.encoder.pooling))
         except ValueError as err:
             raise TrainConfigError(str(err)) from err
     for option, prob, what in (("--glasses", glasses, "eyeglasses"),

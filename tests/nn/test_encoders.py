@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from facegcn_lib.config import ENCODER_ARCHS, ConfigError, EncoderConfig
+from facegcn_lib.config import ENCODER_ARCHS, ConfigError, EncoderConfig, ModelConfig, from_dict
 from facegcn_lib.nn.encoders import EncoderWeightsError, ImageEncoder
 from facegcn_lib.nn.model import count_parameters
+from facegcn_lib.nn.pooling import MomentPool
 
 #: Trainable parameters of each encoder with a 256-d code (backbone + linear head), as
 #: documented in chapter 4.
@@ -82,3 +83,54 @@ def test_missing_or_wrong_weights_are_clear_errors(tmp_path: Path) -> None:
 def test_no_weights_loaded_when_asked_not_to(tmp_path: Path) -> None:
     cfg = EncoderConfig(arch="resnet18", imagenet_weights=str(tmp_path / "absent.pth"))
     ImageEncoder(cfg, load_weights=False)  # a checkpoint will overwrite every weight
+
+
+#: Trainable parameters with ``pooling="moments"`` (256-d code): a ResNet's head reads three
+#: times the width; a MobileNet's first classifier layer does.
+PARAMS_256_MOMENTS = {"resnet18": 11_307_840 + 2 * 512 * 256,
+                      "mobilenet_v3_large": 4_529_968 + 2 * 960 * 1280}
+
+
+@pytest.mark.parametrize("arch", sorted(PARAMS_256_MOMENTS))
+def test_moment_pooling_shapes_and_parameter_counts(arch: str) -> None:
+    enc = ImageEncoder(EncoderConfig(arch=arch, code_dim=256, image_size=64, pooling="moments")).eval()
+    assert isinstance(enc.backbone.avgpool, MomentPool)
+    with torch.no_grad():
+        code = enc(torch.rand(2, 3, 64, 64))
+    assert code.shape == (2, 256)
+    assert count_parameters(enc) == PARAMS_256_MOMENTS[arch]
+
+
+def test_moment_pooling_reads_where_the_face_is() -> None:
+    """Global averaging cannot tell a feature map from its mirror image; moments can."""
+    enc = ImageEncoder(EncoderConfig(arch="mobilenet_v3_small", code_dim=8, image_size=32,
+                                     pooling="moments")).eval()
+    f = torch.rand(1, 576, 2, 2)
+    pool = enc.backbone.avgpool
+    mean_pool = torch.nn.AdaptiveAvgPool2d(1)
+    torch.testing.assert_close(mean_pool(f), mean_pool(f.flip(3)))
+    assert not torch.allclose(pool(f), pool(f.flip(3)))
+
+
+def test_pooling_is_checked_and_old_configs_read_as_mean() -> None:
+    with pytest.raises(ConfigError, match="pooling"):
+        EncoderConfig(pooling="max")
+    old = from_dict(ModelConfig, {"encoder": {"arch": "resnet18", "code_dim": 8}})
+    assert old.encoder.pooling == "mean"
+
+
+@pytest.mark.parametrize("arch", ["mobilenet_v3_small", "resnet18"])
+def test_imagenet_weights_load_under_moment_pooling(tmp_path: Path, arch: str) -> None:
+    """Every ImageNet weight that still fits is loaded; the widened layer keeps its own."""
+    from torchvision import models
+
+    torch.manual_seed(4)
+    donor = getattr(models, arch)()
+    path = tmp_path / f"{arch}.pth"
+    torch.save(donor.state_dict(), path)
+    enc = ImageEncoder(EncoderConfig(arch=arch, code_dim=8, imagenet_weights=str(path),
+                                     pooling="moments"))
+    first_conv = "features.0.0.weight" if arch.startswith("mobilenet") else "conv1.weight"
+    torch.testing.assert_close(enc.backbone.state_dict()[first_conv], donor.state_dict()[first_conv])
+    if arch.startswith("mobilenet"):
+        assert enc.backbone.classifier[0].in_features == 3 * donor.classifier[0].in_features

@@ -147,3 +147,17 @@ def test_an_encoder_that_fx_cannot_trace_is_folded_in_its_children() -> None:
         torch.testing.assert_close(fast(x), ref, atol=1e-5, rtol=1e-5)
     no_bn = nn.Linear(3, 2)
     assert fold_batch_norms(no_bn) is no_bn
+
+
+def test_a_moment_pooling_encoder_runs_in_both_backends(cache: Path) -> None:
+    """The moments are exported (the pixel centres become constants of the crop size)."""
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    enc = ImageEncoder(EncoderConfig(arch="mobilenet_v3_small", code_dim=8, image_size=32,
+                                     pooling="moments")).eval()
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        ref = enc(x)
+        torch.testing.assert_close(inference_copy(enc)(x), ref, atol=1e-5, rtol=1e-5)
+    ort = OnnxModule(enc, x[:1], "moments", RuntimeConfig(backend="onnx"))
+    torch.testing.assert_close(ort(x)[0], ref, atol=1e-4, rtol=1e-4)

@@ -231,3 +231,17 @@ def test_loose_hair_override(data_root: Path) -> None:
         build_from_preset("cpu", loose_hair=-0.1, **kw)  # type: ignore[arg-type]
     with pytest.raises(TrainConfigError, match=r"loose hair.*--data synthetic"):
         build_from_preset("cpu", data="300w-lp", loose_hair=0.5, bfm="/nonexistent.mat")
+
+
+def test_pooling_override(data_root: Path) -> None:
+    """``pooling`` changes the encoder's pooling only; the model still trains and saves."""
+    from facegcn_lib.nn.pooling import MomentPool
+
+    mcfg = replace(PRESETS["cpu"].model, encoder=EncoderConfig(arch="resnet18", image_size=64))
+    kw = {"model_config": mcfg, "train_samples": 2, "val_samples": 2,
+          "train_overrides": {"num_workers": 0, "progress": False, "epochs": 1}}
+    setup = build_from_preset("cpu", pooling="moments", **kw)  # type: ignore[arg-type]
+    assert setup.preset.model.encoder == replace(mcfg.encoder, pooling="moments")
+    assert isinstance(setup.model.encoder.backbone.avgpool, MomentPool)
+    with pytest.raises(TrainConfigError, match="pooling"):
+        build_from_preset("cpu", pooling="max", **kw)  # type: ignore[arg-type]

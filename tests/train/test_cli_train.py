@@ -85,6 +85,17 @@ def test_glasses_reaches_the_preset_glue(tmp_path: Path, calls: list[dict[str, A
     assert calls[1]["glasses"] == 0.3
 
 
+def test_pooling_reaches_the_preset_glue(tmp_path: Path, calls: list[dict[str, Any]],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert _train(tmp_path / "a", "--epochs", "1") == cli.EXIT_OK
+    assert calls[0]["pooling"] is None  # the preset's
+    assert _train(tmp_path / "b", "--epochs", "1", "--pooling", "moments") == cli.EXIT_OK
+    assert calls[1]["pooling"] == "moments"
+    with pytest.raises(SystemExit):
+        _train(tmp_path / "c", "--pooling", "max")
+    assert "invalid choice" in capsys.readouterr().err
+
+
 def test_loose_hair_reaches_the_preset_glue(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
     assert _train(tmp_path / "a", "--epochs", "1") == cli.EXIT_OK
     assert calls[0]["loose_hair"] is None  # the preset's
