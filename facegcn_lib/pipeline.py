@@ -241,7 +241,8 @@ def load_pretrained(checkpoint: CheckpointSource = None,
             "`facegcn train --preset cpu` and pass its model checkpoint with `--checkpoint FILE` "
             "(Python: Reconstructor(checkpoint=FILE)), or copy it to that path.")
     model, ckpt = load_checkpoint(path, map_location=device)
-    log.info("loaded %s (%s encoder, %s mesh, step %d)", path, ckpt.config.encoder.arch,
+    enc = ckpt.config.encoder
+    log.info("loaded %s (%s encoder, %s pooling, %s mesh, step %d)", path, enc.arch, enc.pooling,
              ckpt.config.mesh.topology, ckpt.step)
     return model
 
@@ -530,7 +531,8 @@ class Reconstructor:
         c = self.model.cfg
         n = len(getattr(self.model, "members", ()))
         models = f"{n} x " if n > 1 else ""
-        return (f"Reconstructor({models}{c.encoder.arch} {self.size}px, {c.decoder} decoder on "
+        pooling = f" ({c.encoder.pooling} pooling)" if c.encoder.pooling != "mean" else ""
+        return (f"Reconstructor({models}{c.encoder.arch}{pooling} {self.size}px, {c.decoder} decoder on "
                 f"{c.mesh.topology}, {self.config.passes} passes, {self.device}, "
                 f"{self.backend})")
 

@@ -316,6 +316,7 @@ def test_a_moment_pooling_checkpoint_reconstructs_a_photo(tmp_path: Path, photo:
     rec = Reconstructor(save_tiny_checkpoint(tmp_path, config=cfg))
     assert isinstance(rec.model.encoder.backbone.avgpool, MomentPool)
     assert rec.backend == "onnx"
+    assert repr(rec).startswith("Reconstructor(mobilenet_v3_small (moments pooling) 64px")
     (f,) = rec(photo)
     assert f.verts_img.shape == photo_faces[0].verts_img.shape
     assert np.isfinite(f.verts_img).all()
