@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Train the shipped CPU model and install it into the package (the command behind
-# facegcn_lib/resources/facegcn_cpu.pt): about 5 minutes of rendering, then 55 to 60 minutes of
-# training, on 2 CPU cores (60.2 for the shipped model, on a machine that slowed down during the
-# run; 49 minutes on a quiet one).
+# facegcn_lib/resources/facegcn_cpu.pt): about 5 minutes of rendering, then about 50 minutes of
+# training on 2 quiet CPU cores (the shipped run took 85 minutes, on a machine running at about
+# half its usual speed).
 #   bash tools/train_pretrained.sh [OUT_DIR] [SEED]
 # SEED 0 (the default) makes facegcn_cpu.pt, the default model; SEED 1 makes facegcn_cpu_seed1.pt,
 # the second member of the "pair" model (`facegcn reconstruct --model pair`: the two models'

@@ -6,8 +6,9 @@ the smoothness term (Figure 13), the normalisation inside the residual blocks an
 identity path. :func:`run_experiments` repeats these comparisons on the synthetic faces:
 
 1. **One encoder, frozen.** Every variant decodes the *same* 256-d codes: those of a trained
-   model's encoder (by default the pretrained model's ResNet-18) for a fixed set of rendered
-   training faces (:attr:`ExperimentConfig.train_faces`, seed
+   model's encoder (by default the pretrained model's; the shipped results were made with the
+   first pretrained model's ResNet-18, whose digest ``decoders_meta.json`` records) for a fixed
+   set of rendered training faces (:attr:`ExperimentConfig.train_faces`, seed
    :attr:`ExperimentConfig.train_seed`) and for the synthetic test set of ``facegcn evaluate``
    (:func:`~facegcn_lib.eval.benchmarks.render_synthetic_test_set`). The codes are computed once
    and cached. This isolates the decoders (the paper's question) and makes each run cheap
