@@ -99,7 +99,7 @@ class ImageEncoder(nn.Module):
         """Load a torchvision ImageNet ``state_dict`` into the backbone (its classifier dropped).
 
         Read with ``torch.load(weights_only=True)``: the file must hold tensors only. The layers
-        that :func:`_backbone` made anew (the head; after a ``moments`` pooling, a MobileNet's
+        that the encoder made anew (the head; after a ``moments`` pooling, a MobileNet's
         first classifier layer too) keep their random initialisation.
         """
         p = Path(path).expanduser()
