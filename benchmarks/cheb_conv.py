@@ -13,6 +13,12 @@ it times side by side, interleaved round-robin so that a busy machine slows all 
   the transposed chain and the ``2 K`` weight-gradient and input-gradient products);
 - ``sparse only``: just the sparse products of the floor (the part no dense kernel can hide).
 
+Before the RESULT line, one more pair, on the CPU: the sparse product ``L~ @ X`` (16 channels)
+by ``torch.mm(L, X, out=...)`` and by :func:`facegcn_lib.nn.sparse.sparse_mm` (an ``addmm``
+with ``beta = 0`` into the same kind of buffer), with the line ``sparse product: ... ratio``:
+on this project's machine (torch 2.14.1) ``torch.mm`` was several times slower for the same
+product, which is why ``sparse_mm`` does not call it on the CPU.
+
 It prints a table (best and median of the repeats, in ms) and, last, the line
 ``RESULT speedup_vs_pyg=<x> ratio_to_floor=<y> ratio_to_sparse_only=<z>`` for forward+backward,
 16->16 (the issue's targets: ``speedup_vs_pyg >= 3`` and ``ratio_to_floor <= 1.3``).
@@ -130,6 +136,19 @@ def _sparse_only(lap: torch.Tensor, x0: torch.Tensor, n_products: int) -> None:
     prev, cur = x0, sparse_mm(lap, x0)
     for _ in range(1, n_products):
         prev, cur = cur, sparse_addmm(prev, lap, cur, beta=-1.0, alpha=2.0)
+
+
+def kernel_line(verts: np.ndarray, faces: np.ndarray, cfg: BenchConfig) -> str:
+    """``torch.mm(L, X, out=...)`` against :func:`sparse_mm`, round-robin, 16 channels (CPU)."""
+    lap = cheb_laplacian(verts, faces)
+    x = torch.randn(len(verts), cfg.batch * 16)
+    buffer = torch.empty(len(verts), x.shape[1])
+    times = time_cases({"torch.mm": lambda: torch.mm(lap, x, out=buffer),
+                        "sparse_mm": lambda: sparse_mm(lap, x)}, cfg.repeats, torch.device("cpu"))
+    mm, ours = (1e3 * min(times[k]) for k in ("torch.mm", "sparse_mm"))
+    return (f"sparse product ({len(verts)} x {len(verts)}) @ ({len(verts)} x {x.shape[1]}), best "
+            f"of {cfg.repeats}: torch.mm {mm:.2f} ms, facegcn sparse_mm {ours:.2f} ms, "
+            f"ratio {mm / ours:.2f}")
 
 
 def build_cases(verts: np.ndarray, faces: np.ndarray, cfg: BenchConfig, f_in: int, f_out: int
@@ -290,6 +309,8 @@ def main(argv: list[str] | None = None) -> None:
           f"on {os.cpu_count()} CPUs; {cfg.repeats} repeats, round-robin")
     timings = run(verts, faces, cfg)
     print(format_table(timings))
+    if cfg.device == "cpu":
+        print(kernel_line(verts, faces, cfg))
     print(result_line(timings))
 
 

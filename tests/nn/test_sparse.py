@@ -82,6 +82,23 @@ def test_kernels_match_dense(layout: str, dtype: torch.dtype) -> None:
     torch.testing.assert_close(got.double(), 2 * dense @ x - c, rtol=tol, atol=tol * 10)
 
 
+def test_sparse_mm_never_reads_its_output_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the CPU CSR product writes into an uninitialised buffer with beta = 0: whatever that
+    # memory holds (here NaN, forced) must not reach the result, not even in empty rows
+    m = random_matrix(density=0.2).tolil()
+    m[3, :] = 0  # an empty row: its output is written by nothing but the zero of beta = 0
+    m = sp.csr_matrix(m)
+    m.eliminate_zeros()
+    a = to_torch_sparse(m)
+    real_empty = torch.empty
+    monkeypatch.setattr(torch, "empty", lambda *args, **kw: real_empty(*args, **kw).fill_(float("nan")))
+    x = torch.randn(12, 7)
+    got = sparse_mm(a, x)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, torch.from_numpy(m.toarray()).float() @ x, rtol=1e-5, atol=1e-6)
+    assert torch.equal(got[3], torch.zeros(7))
+
+
 @pytest.mark.parametrize("layout", ["csr", "coo"])
 def test_in_place_addmm(layout: str) -> None:
     m = random_matrix()
