@@ -272,7 +272,10 @@ model_best.pt and model_last.pt (model files for `facegcn reconstruct --checkpoi
 metrics.csv and tb/ (TensorBoard: tensorboard --logdir OUT/tb).
 
 Ctrl-C (or SIGTERM) stops after the current step and saves the checkpoint. On a CPU shared
-with other jobs, OMP_NUM_THREADS=1 is often faster.
+with other jobs, OMP_NUM_THREADS=1 is often faster. On Linux (glibc) the command keeps freed
+memory blocks of up to 32 MiB mapped for reuse (facegcn_lib.train.allocator: less kernel time
+per step); MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_ in the environment leave malloc as
+you set it.
 
 Several GPUs or machines: torchrun --nproc_per_node N -m facegcn_lib.cli train ... (the batch
 size is the global one, split over the processes).
@@ -282,7 +285,7 @@ another run); 2 usage error (bad option, unavailable device)."""
 
 
 def _train(args: argparse.Namespace) -> int:
-    from facegcn_lib.train import distributed
+    from facegcn_lib.train import allocator, distributed
     from facegcn_lib.train.build import build_from_preset, export_models
     from facegcn_lib.train.device import DeviceUnavailableError
     from facegcn_lib.train.train_state import TrainStateError
@@ -309,6 +312,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.no_tensorboard:
         overrides["tensorboard"] = False
     out = Path(args.out or f"runs/{args.preset}-{args.data}")
+    allocator.keep_freed_memory()  # before the big tensors: less kernel time per step
     try:
         setup = build_from_preset(args.preset, data=args.data, train_overrides=overrides,
                                   decoder=args.decoder, train_samples=args.train_samples,

@@ -66,6 +66,19 @@ def test_train_passes_the_options_and_writes_a_run(tmp_path: Path, calls: list[d
     assert "lr_schedule" not in overrides  # the preset's
 
 
+def test_train_keeps_freed_memory_before_building(tmp_path: Path, calls: list[dict[str, Any]],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from facegcn_lib.train import allocator
+
+    order: list[str] = []
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: order.append("malloc") or True)
+    real_build = build.build_from_preset
+    monkeypatch.setattr(build, "build_from_preset",
+                        lambda *a, **kw: order.append("build") or real_build(*a, **kw))
+    assert _train(tmp_path, "--epochs", "1") == cli.EXIT_OK
+    assert order == ["malloc", "build"]
+
+
 def test_no_channels_last_reaches_the_training_config(tmp_path: Path,
                                                       calls: list[dict[str, Any]]) -> None:
     assert _train(tmp_path, "--epochs", "1", "--no-channels-last") == cli.EXIT_OK
