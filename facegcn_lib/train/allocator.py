@@ -106,8 +106,8 @@ def keep_freed_memory(cfg: MallocConfig | None = None) -> bool:
         return False
     mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    ok = (mallopt(M_MMAP_THRESHOLD, c.mmap_threshold_bytes) == 1
-          and mallopt(M_TRIM_THRESHOLD, c.trim_threshold_bytes) == 1)
+    ok = bool(mallopt(M_MMAP_THRESHOLD, c.mmap_threshold_bytes) == 1
+              and mallopt(M_TRIM_THRESHOLD, c.trim_threshold_bytes) == 1)
     if ok:
         log.info("malloc: blocks below %d MiB come from the heap, which keeps up to %d MiB "
                  "free (facegcn_lib.train.allocator)", c.mmap_threshold_bytes >> 20,
