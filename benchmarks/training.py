@@ -49,6 +49,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from facegcn_lib.config import ModelConfig
+from facegcn_lib.train.allocator import keep_freed_memory
 from facegcn_lib.train.build import build_from_preset
 from facegcn_lib.train.device import pick_device, pick_precision
 from facegcn_lib.train.trainer import PRESETS, Trainer
@@ -182,6 +183,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="a smoke run: gcn only, fewer steps")
     a = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    keep_freed_memory()  # as `facegcn train` does (benchmarks/allocator.py measures its effect)
     if a.quick:
         a.repeats, a.steps, a.data_samples = 1, 2, 2
     device = pick_device(a.device)
