@@ -4,8 +4,8 @@ The products here are the kernels of :class:`facegcn_lib.nn.cheb_conv.ChebConv`.
 ``torch.addmm`` (on the CPU also for a plain product: ``beta = 0`` into a new buffer) rather
 than ``torch.sparse.mm`` or ``torch.mm``, which on the CPU zero-fill and copy their result or
 take a slower path for the same product (``torch.mm(A, X, out=...)`` on the 9,409-vertex face
-Laplacian with 512 columns: 3 to 6 times slower, ``python benchmarks/cheb_conv.py --mesh
-ict-face --batch 32``), and they compute half and bfloat16 products in float32 on the CPU,
+Laplacian with 512 columns: 3.4 times as long with torch 2.14.1, ``python
+benchmarks/cheb_conv.py --mesh ict-face --batch 32``), and they compute half and bfloat16 products in float32 on the CPU,
 where torch has no low-precision CSR kernel. They do not record autograd: differentiate through
 them with a custom :class:`torch.autograd.Function` (as ``ChebConv`` does).
 
@@ -146,8 +146,8 @@ def sparse_mm(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
         if a.layout == torch.sparse_csr and x.device.type == "cpu":
             # beta = 0: ``out`` is written, never read (its garbage cannot leak in); on the CPU
-            # this addmm is 1.2 to 6 times faster than torch.mm(a, x, out=out) for the same
-            # product (python benchmarks/cheb_conv.py, "sparse product" lines)
+            # this addmm is faster than torch.mm(a, x, out=out) for the same product
+            # (python benchmarks/cheb_conv.py, its "sparse product" line)
             torch.addmm(out, a, x, beta=0.0, out=out)
         elif a.layout == torch.sparse_csr:
             torch.mm(a, x, out=out)
