@@ -61,6 +61,7 @@ def child(side: str, steps: int, warmup: int) -> None:
 
 
 def run_child(side: str, steps: int, warmup: int) -> dict:
+    """Run :func:`child` for ``side`` in a fresh process, without the user's malloc settings."""
     env = {k: v for k, v in os.environ.items() if k not in MALLOC_ENV}
     out = subprocess.run([sys.executable, __file__, "--child", side, "--steps", str(steps),
                           "--warmup", str(warmup)], env=env, check=True, capture_output=True,

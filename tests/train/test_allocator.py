@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from facegcn_lib.train import allocator
@@ -18,30 +16,18 @@ from facegcn_lib.train.allocator import (
 )
 
 
-class FunctionLike:
-    """``mallopt`` as ctypes hands it out: a callable with settable argtypes and restype."""
-
-    def __init__(self, fn: Any) -> None:
-        self.fn = fn
-        self.argtypes: Any = None
-        self.restype: Any = None
-
-    def __call__(self, *args: int) -> int:
-        result: int = self.fn(*args)
-        return result
-
-
 class FakeLibc:
     """Records ``mallopt`` calls; answers ``result`` (glibc: 1 on success, 0 on failure)."""
 
     def __init__(self, result: int = 1) -> None:
         self.calls: list[tuple[int, int]] = []
         self.result = result
-        self.mallopt = FunctionLike(self._mallopt)
 
-    def _mallopt(self, param: int, value: int) -> int:
-        self.calls.append((param, value))
-        return self.result
+        def mallopt(param: int, value: int) -> int:  # a function: it takes argtypes, as ctypes'
+            self.calls.append((param, value))
+            return self.result
+
+        self.mallopt = mallopt
 
 
 @pytest.fixture
